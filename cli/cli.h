@@ -1,0 +1,25 @@
+/* cli.h — the `uflow` command line: one function per subcommand, shared helpers. */
+#ifndef UF_CLI_H
+#define UF_CLI_H
+
+#include "uflow.h"
+
+int cmd_infer(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+
+/* Exit codes: 0 ok, 1 runtime failure (bad model, image, I/O), 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Print "uflow <cmd>: <msg>" to stderr and return CLI_FAIL. */
+int cli_fail(const char *cmd, const uf_error *err);
+/* Parse a positive int option value; prints an error and returns -1 when invalid. */
+int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi);
+/* Load a model and set the math threads; prints errors. */
+uf_model *cli_load_model(const char *cmd, const char *path, int threads);
+/* Default math threads: the number of online CPUs. */
+int cli_default_threads(void);
+
+#endif

@@ -1,0 +1,154 @@
+/* cmd_infer.c — `uflow infer`: every model output for a tensor or a list of images, written
+ * as safetensors (the contract external checks use; keep it stable). */
+#include "cli.h"
+#include "st.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IMAGES 256
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: uflow infer --model M.safetensors (--tensor IN.safetensors | --image A [--image B ...])\n"
+            "                   --out OUT.safetensors [--nfa] [--threads N]\n\n"
+            "IN holds 'image': float32 [B,3,H,W], already normalised. OUT holds z.0..z.{K-1} (finest\n"
+            "first), log_jac_det [B], anomaly_map [B,1,H,W], pred_score [B] and, with --image, 'image'\n"
+            "(the normalised input computed from the files).\n");
+}
+
+/* Reads IN's 'image' into a fresh buffer after checking it fits the model. */
+static float *read_tensor(const char *path, const uf_model_info *info, int *B, uf_error *err)
+{
+    uf_st *st;
+    if (uf_st_open(path, &st, err) != UF_OK)
+        return NULL;
+    const uf_st_tensor *t = uf_st_find(st, "image");
+    float *x = NULL;
+    if (!t)
+        snprintf(err->msg, sizeof err->msg, "%s: no tensor 'image'", path);
+    else if (t->dtype != UF_DT_F32 || t->ndim != 4 || t->shape[1] != 3 || t->shape[2] != info->height ||
+             t->shape[3] != info->width || t->shape[0] < 1 || t->shape[0] > 1024)
+        snprintf(err->msg, sizeof err->msg,
+                 "%s: 'image' must be F32 [B,3,%d,%d] with 1 <= B <= 1024", path, info->height,
+                 info->width);
+    else if ((x = malloc(uf_st_nbytes(t)))) {
+        memcpy(x, t->data, uf_st_nbytes(t));
+        *B = (int)t->shape[0];
+    } else
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+    uf_st_close(st);
+    return x;
+}
+
+static int write_out(const char *path, const uf_result *r, const float *image, int B,
+                     uf_error *err)
+{
+    uf_st_writer *w = uf_st_writer_new();
+    if (!w) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    uf_status s = UF_OK;
+    char name[32];
+    for (int k = 0; k < r->n_scales && !s; k++) {
+        int64_t shp[4] = {B, r->z_channels[k], r->z_height[k], r->z_width[k]};
+        snprintf(name, sizeof name, "z.%d", k);
+        s = uf_st_writer_add(w, name, UF_DT_F32, 4, shp, r->z[k], err);
+    }
+    int64_t b1[1] = {B}, map[4] = {B, 1, r->height, r->width}, img[4] = {B, 3, r->height, r->width};
+    if (!s)
+        s = uf_st_writer_add(w, "log_jac_det", UF_DT_F32, 1, b1, r->log_jac_det, err);
+    if (!s)
+        s = uf_st_writer_add(w, "anomaly_map", UF_DT_F32, 4, map, r->anomaly_map, err);
+    if (!s)
+        s = uf_st_writer_add(w, "pred_score", UF_DT_F32, 1, b1, r->pred_score, err);
+    if (!s && image)
+        s = uf_st_writer_add(w, "image", UF_DT_F32, 4, img, image, err);
+    if (!s)
+        s = uf_st_writer_meta(w, "producer", "uflow infer " UF_VERSION_STRING, err);
+    if (!s)
+        s = uf_st_writer_save(w, path, err);
+    uf_st_writer_free(w);
+    return s ? -1 : 0;
+}
+
+int cmd_infer(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"tensor", required_argument, 0, 't'},
+        {"image", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'},
+        {"nfa", no_argument, 0, 'n'},         {"threads", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    const char *model = NULL, *tensor = NULL, *out = NULL, *images[MAX_IMAGES];
+    int n_images = 0, nfa = 0, threads = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 't': tensor = optarg; break;
+        case 'i':
+            if (n_images == MAX_IMAGES) {
+                fprintf(stderr, "uflow infer: at most %d images\n", MAX_IMAGES);
+                return CLI_USAGE;
+            }
+            images[n_images++] = optarg;
+            break;
+        case 'o': out = optarg; break;
+        case 'n': nfa = 1; break;
+        case 'T':
+            if ((threads = cli_int("infer", "--threads", optarg, 1, 256)) < 0)
+                return CLI_USAGE;
+            break;
+        case 'h': help(stdout); return CLI_OK;
+        default: help(stderr); return CLI_USAGE;
+        }
+    }
+    if (!model || !out || (!tensor == !n_images) || optind != argc) {
+        fprintf(stderr, "uflow infer: need --model, --out and exactly one of --tensor / --image\n");
+        help(stderr);
+        return CLI_USAGE;
+    }
+    if (nfa) {
+        fprintf(stderr, "uflow infer: --nfa is not implemented yet (NFA issue)\n");
+        return CLI_FAIL;
+    }
+    uf_model *m = cli_load_model("infer", model, threads);
+    if (!m)
+        return CLI_FAIL;
+    const uf_model_info *info = uf_model_get_info(m);
+    uf_error err = {0};
+    int B = n_images, rc = CLI_FAIL;
+    float *x = NULL;
+    uf_ctx *ctx = NULL;
+    size_t per = (size_t)3 * info->height * info->width;
+    if (tensor) {
+        if (!(x = read_tensor(tensor, info, &B, &err)))
+            goto done;
+    } else {
+        if (!(x = malloc(sizeof(float) * per * B))) {
+            snprintf(err.msg, sizeof err.msg, "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < B; i++)
+            if (uf_image_load_file(images[i], info, NULL, x + per * i, &err) != UF_OK)
+                goto done;
+    }
+    uf_ctx_opts o = {.max_batch = B};
+    uf_result r;
+    if (uf_ctx_init(m, &o, &ctx, &err) != UF_OK || uf_ctx_run(ctx, x, B, &r, &err) != UF_OK)
+        goto done;
+    if (write_out(out, &r, tensor ? NULL : x, B, &err) != 0)
+        goto done;
+    rc = CLI_OK;
+done:
+    if (rc != CLI_OK)
+        cli_fail("infer", &err);
+    uf_ctx_free(ctx);
+    free(x);
+    uf_model_free(m);
+    return rc;
+}

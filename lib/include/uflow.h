@@ -1,0 +1,240 @@
+/*
+ * uflow.h — libuflow, U-Flow anomaly detection inference in C.
+ *
+ * The whole public contract of the library is in this file.
+ *
+ * Tutorial
+ * --------
+ *   uf_error err;
+ *   uf_model *m;
+ *   if (uf_model_load("bottle.safetensors", &m, &err) != UF_OK) {
+ *       fprintf(stderr, "%s\n", err.msg);  // names the tensor/field and what was expected
+ *       return 1;
+ *   }
+ *   const uf_model_info *info = uf_model_get_info(m);   // input size, scales, config
+ *
+ *   uf_ctx *ctx;                                         // one per worker thread
+ *   uf_ctx_opts o = uf_ctx_opts_default();               // max_batch = 1
+ *   uf_ctx_init(m, &o, &ctx, &err);
+ *
+ *   float *x = malloc(sizeof(float) * 3 * info->height * info->width);
+ *   uf_image_load_file("part.jpg", info, x, &err);       // decode, resize, normalise
+ *
+ *   uf_result r;
+ *   uf_ctx_run(ctx, x, 1, &r, &err);                     // r.pred_score[0], r.anomaly_map...
+ *
+ *   uf_ctx_free(ctx);
+ *   uf_model_free(m);
+ *
+ * Memory model
+ * ------------
+ * A uf_model owns its weights: the model file is mmapped and read-only; parts that are
+ * transformed at load (BatchNorm folded into convolutions, ActNorm scales) live in memory
+ * owned by the model. After uf_model_load returns, the model is immutable and may be shared
+ * by any number of threads.
+ *
+ * A uf_ctx owns all scratch memory for one inference at a time, sized once at uf_ctx_init for
+ * opts.max_batch. uf_ctx_run allocates nothing. A context must not be used by two threads at
+ * once; make one per worker. Result pointers point into the context and stay valid until the
+ * next uf_ctx_run or uf_ctx_free on it.
+ *
+ * Errors
+ * ------
+ * Every fallible call returns a uf_status and, when err is not NULL, writes a message a user
+ * can read into err->msg. Nothing in the library aborts on bad input from a file or a buffer.
+ *
+ * Threads
+ * -------
+ * GEMMs run on OpenBLAS, whose thread pool is process-wide. uf_math_threads_set() sets it
+ * (call it once at start-up: 1 for a server with one worker per core, the core count for a
+ * single-stream CLI run). libuflow itself keeps no mutable global state.
+ */
+#ifndef UFLOW_H
+#define UFLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UF_VERSION_STRING "0.1.0"
+#define UF_MAX_SCALES 4
+#define UF_ERR_MSG_SIZE 512
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status and errors                                                                          */
+
+typedef enum uf_status {
+    UF_OK = 0,
+    UF_ERR_IO,          /* file cannot be opened/read/mapped/written */
+    UF_ERR_FORMAT,      /* malformed safetensors container or header */
+    UF_ERR_CONFIG,      /* model config missing, invalid or contradicting the tensors */
+    UF_ERR_TENSOR,      /* a tensor is missing, unexpected, or has the wrong dtype/shape */
+    UF_ERR_ARG,         /* invalid argument from the caller (batch, size, NULL, ...) */
+    UF_ERR_IMAGE,       /* an image cannot be decoded or encoded */
+    UF_ERR_NOMEM,       /* allocation failed */
+    UF_ERR_UNSUPPORTED  /* valid request for something not implemented */
+} uf_status;
+
+typedef struct uf_error {
+    uf_status status;
+    char msg[UF_ERR_MSG_SIZE];
+} uf_error;
+
+/* A short constant name for a status ("ok", "format error", ...). */
+const char *uf_status_str(uf_status s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models                                                                                     */
+
+typedef enum uf_backbone_kind {
+    UF_BACKBONE_RESNET18 = 0,
+    UF_BACKBONE_WIDE_RESNET50_2,
+    UF_BACKBONE_MCAIT
+} uf_backbone_kind;
+
+/* anomalib post-processing statistics (spec §6.2); a field is NaN when absent. */
+typedef struct uf_postproc {
+    float image_threshold, pixel_threshold;
+    float pred_scores_min, pred_scores_max;
+    float anomaly_maps_min, anomaly_maps_max;
+    float image_sensitivity; /* label = normalised score > 1 - sensitivity; default 0.5 */
+} uf_postproc;
+
+typedef struct uf_model_info {
+    uf_backbone_kind backbone;
+    const char *backbone_name;      /* "resnet18", ... */
+    int height, width;              /* input size */
+    int flow_steps;
+    float affine_clamp;
+    double affine_subnet_channels_ratio;  /* double: int(C1 * ratio) must truncate as Python does */
+    int permute_soft;
+    int n_scales;                   /* K */
+    int feature_channels[UF_MAX_SCALES];   /* finest first */
+    int feature_scale[UF_MAX_SCALES];      /* downsampling factor per scale */
+    int z_channels[UF_MAX_SCALES];         /* latent shape per scale, finest first */
+    int z_height[UF_MAX_SCALES], z_width[UF_MAX_SCALES];
+    float mean[3], std[3];          /* preprocessing (ImageNet unless the model says otherwise) */
+    uf_postproc post;
+    int has_postproc;               /* thresholds and min/max present: scores are normalised */
+    const char *name;               /* optional metadata, "" when absent */
+    const char *description;
+    const char *config_json;        /* the config string as stored in the file */
+    char version[17];               /* first 16 hex digits of the file's SHA-256 */
+    uint64_t n_params;              /* elements in all stored tensors */
+    uint64_t file_bytes;
+} uf_model_info;
+
+typedef struct uf_model uf_model;
+
+/* Map, validate and prepare a model file. On failure *out is NULL. */
+uf_status uf_model_load(const char *path, uf_model **out, uf_error *err);
+void uf_model_free(uf_model *m);
+const uf_model_info *uf_model_get_info(const uf_model *m);
+
+/* Writing a new model with seeded random weights in anomalib's layout (tests, demos, and the
+ * starting point of training). */
+typedef struct uf_create_opts {
+    const char *backbone;      /* "resnet18" | "wide_resnet50_2" */
+    int height, width;         /* multiples of 16 */
+    int flow_steps;            /* default 4 */
+    double affine_clamp;       /* default 2.0 */
+    double subnet_ratio;       /* default 1.0 */
+    int permute_soft;          /* dense random rotation instead of a permutation */
+    uint64_t seed;
+    /* 0: anomalib's untrained init (ActNorm scale 1, offset 0, BN identity statistics).
+     * 1: every parameter re-randomised like the golden fixtures (spec §9) so that all of
+     *    them influence the output (for tests). */
+    int perturb;
+    const char *name, *description;   /* optional metadata */
+} uf_create_opts;
+
+uf_create_opts uf_create_opts_default(void);
+uf_status uf_model_create_random(const uf_create_opts *o, const char *path, uf_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inference contexts                                                                         */
+
+typedef struct uf_ctx_opts {
+    int max_batch;       /* largest batch uf_ctx_run will accept (>= 1) */
+} uf_ctx_opts;
+
+uf_ctx_opts uf_ctx_opts_default(void);
+
+typedef struct uf_ctx uf_ctx;
+
+typedef struct uf_result {
+    int batch;
+    int height, width;                       /* anomaly map size (= input size) */
+    int n_scales;
+    const float *z[UF_MAX_SCALES];           /* [B, z_channels[k], z_height[k], z_width[k]] */
+    int z_channels[UF_MAX_SCALES], z_height[UF_MAX_SCALES], z_width[UF_MAX_SCALES];
+    const float *features[UF_MAX_SCALES];    /* [B, C_k, h_k, w_k], after the feature LayerNorm */
+    const float *log_jac_det;                /* [B] */
+    const float *anomaly_map;                /* [B, 1, H, W] */
+    const float *pred_score;                 /* [B], max of each anomaly map */
+    const float *norm_score;                 /* [B] when the model has post-processing stats, else NULL */
+    const int *label;                        /* [B] 1 = anomalous, when norm_score != NULL */
+} uf_result;
+
+uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, uf_error *err);
+void uf_ctx_free(uf_ctx *ctx);
+
+/* Run the model on `batch` already normalised images, float32 [batch, 3, H, W] C-order. */
+uf_status uf_ctx_run(uf_ctx *ctx, const float *input, int batch, uf_result *res, uf_error *err);
+
+/* Bytes of scratch memory the context holds. */
+size_t uf_ctx_scratch_bytes(const uf_ctx *ctx);
+
+/* Process-wide OpenBLAS thread count (see "Threads" above). n <= 0 leaves it unchanged. */
+void uf_math_threads_set(int n);
+int uf_math_threads_get(void);
+
+/* anomalib's post-processing (spec §6.2) applied to one raw score. */
+float uf_postproc_normalize(const uf_postproc *p, float raw, int image_level);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Images                                                                                     */
+
+/* Limits applied before decoding pixels (decompression bombs). 0 = the default (64 Mpx). */
+typedef struct uf_image_opts {
+    uint64_t max_pixels;
+} uf_image_opts;
+
+/* Decode an encoded image (JPEG, PNG, TIFF, WebP, ... whatever libvips reads), convert it to
+ * 8-bit RGB (greyscale replicated, alpha dropped), resize it to info->height x info->width
+ * with antialiased bilinear reduction (torchvision Resize(antialias=True) on [0,1] floats)
+ * and normalise with info->mean/std. out holds 3*H*W floats, C-order CHW. */
+uf_status uf_image_load_file(const char *path, const uf_model_info *info,
+                             const uf_image_opts *opts, float *out, uf_error *err);
+uf_status uf_image_load_buffer(const void *data, size_t len, const uf_model_info *info,
+                               const uf_image_opts *opts, float *out, uf_error *err);
+
+/* The same pipeline as a pure function on an 8-bit interleaved RGB image (for tests and for
+ * callers that decode themselves). */
+void uf_image_rgb8_to_tensor(const uint8_t *rgb, int w, int h, int out_h, int out_w,
+                             const float mean[3], const float std[3], float *out);
+
+/* Encode an anomaly map [h, w] in [vmin, vmax] as a turbo-colormap PNG. *png is g_malloc'd
+ * by libvips: release it with uf_free(). */
+uf_status uf_heatmap_png(const float *map, int h, int w, float vmin, float vmax,
+                         void **png, size_t *png_len, uf_error *err);
+
+/* Blend the heatmap over the original image (decoded from `image`, resized to the map size)
+ * with weight alpha in [0,1] and encode as PNG. */
+uf_status uf_overlay_png(const void *image, size_t image_len, const float *map, int h, int w,
+                         float vmin, float vmax, float alpha, const uf_image_opts *opts,
+                         void **png, size_t *png_len, uf_error *err);
+
+/* Write a PNG buffer to a file. */
+uf_status uf_write_file(const char *path, const void *data, size_t len, uf_error *err);
+
+/* Free memory returned by uf_heatmap_png / uf_overlay_png. */
+void uf_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UFLOW_H */

@@ -1,0 +1,137 @@
+/* ctx.c — inference contexts: all per-run memory, allocated once at init, and the
+ * forward pass backbone -> flow -> anomaly map -> post-processing. */
+#include "internal.h"
+#include "model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct uf_ctx {
+    const uf_model *m;
+    int max_batch;
+    float *bb_scratch, *flow_scratch, *map_scratch;
+    float *feats[UF_MAX_SCALES], *z[UF_MAX_SCALES];
+    float *ljd, *map, *score, *norm;
+    int *label;
+    size_t bytes;
+    const uf_flow_observer *obs; /* tests only */
+};
+
+uf_ctx_opts uf_ctx_opts_default(void) { return (uf_ctx_opts){.max_batch = 1}; }
+
+static float *grab(uf_ctx *c, size_t floats, int *ok)
+{
+    float *p = uf_aalloc(sizeof(float) * (floats ? floats : 1));
+    if (!p)
+        *ok = 0;
+    c->bytes += sizeof(float) * floats;
+    return p;
+}
+
+uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, uf_error *err)
+{
+    if (!m || !out)
+        return uf_err(err, UF_ERR_ARG, "uf_ctx_init: NULL argument");
+    *out = NULL;
+    uf_ctx_opts o = opts ? *opts : uf_ctx_opts_default();
+    if (o.max_batch < 1 || o.max_batch > 1024)
+        return uf_err(err, UF_ERR_ARG, "max_batch %d outside [1, 1024]", o.max_batch);
+    uf_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    const uf_model_info *info = &m->info;
+    int B = o.max_batch, ok = 1;
+    c->m = m;
+    c->max_batch = B;
+    c->bb_scratch = grab(c, m->bb_ops->scratch_floats(m->bb, info, B), &ok);
+    c->flow_scratch = grab(c, uf_flow_scratch_floats(m, B), &ok);
+    c->map_scratch = grab(c, uf_anomaly_map_scratch_floats(info), &ok);
+    for (int k = 0; k < info->n_scales; k++) {
+        size_t hw = (size_t)info->z_height[k] * info->z_width[k];
+        c->feats[k] = grab(c, (size_t)B * info->feature_channels[k] * hw, &ok);
+        c->z[k] = grab(c, (size_t)B * info->z_channels[k] * hw, &ok);
+    }
+    c->ljd = grab(c, B, &ok);
+    c->map = grab(c, (size_t)B * info->height * info->width, &ok);
+    c->score = grab(c, B, &ok);
+    c->norm = grab(c, B, &ok);
+    c->label = uf_aalloc(sizeof(int) * B);
+    if (!ok || !c->label) {
+        uf_ctx_free(c);
+        return uf_err(err, UF_ERR_NOMEM, "out of memory allocating a context for batch %d", B);
+    }
+    *out = c;
+    return UF_OK;
+}
+
+void uf_ctx_free(uf_ctx *c)
+{
+    if (!c)
+        return;
+    uf_afree(c->bb_scratch);
+    uf_afree(c->flow_scratch);
+    uf_afree(c->map_scratch);
+    for (int k = 0; k < UF_MAX_SCALES; k++) {
+        uf_afree(c->feats[k]);
+        uf_afree(c->z[k]);
+    }
+    uf_afree(c->ljd);
+    uf_afree(c->map);
+    uf_afree(c->score);
+    uf_afree(c->norm);
+    uf_afree(c->label);
+    free(c);
+}
+
+size_t uf_ctx_scratch_bytes(const uf_ctx *c) { return c->bytes; }
+
+void uf_ctx_set_observer(uf_ctx *c, const uf_flow_observer *obs) { c->obs = obs; }
+
+uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_error *err)
+{
+    if (!c || !input || !r)
+        return uf_err(err, UF_ERR_ARG, "uf_ctx_run: NULL argument");
+    if (batch < 1 || batch > c->max_batch)
+        return uf_err(err, UF_ERR_ARG, "batch %d outside [1, %d] (the context's max_batch)", batch,
+                      c->max_batch);
+    const uf_model *m = c->m;
+    const uf_model_info *info = &m->info;
+    m->bb_ops->run(m->bb, info, input, batch, c->bb_scratch, c->feats);
+    uf_flow_run(m, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
+    uf_anomaly_map(info, (const float *const *)c->z, batch, c->map_scratch, c->map, c->score);
+
+    memset(r, 0, sizeof *r);
+    r->batch = batch;
+    r->height = info->height;
+    r->width = info->width;
+    r->n_scales = info->n_scales;
+    for (int k = 0; k < info->n_scales; k++) {
+        r->z[k] = c->z[k];
+        r->features[k] = c->feats[k];
+        r->z_channels[k] = info->z_channels[k];
+        r->z_height[k] = info->z_height[k];
+        r->z_width[k] = info->z_width[k];
+    }
+    r->log_jac_det = c->ljd;
+    r->anomaly_map = c->map;
+    r->pred_score = c->score;
+    if (info->has_postproc) {
+        for (int b = 0; b < batch; b++) {
+            c->norm[b] = uf_postproc_normalize(&info->post, c->score[b], 1);
+            c->label[b] = c->norm[b] > 1.f - info->post.image_sensitivity;
+        }
+        r->norm_score = c->norm;
+        r->label = c->label;
+    }
+    return UF_OK;
+}
+
+void uf_math_threads_set(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
+int uf_math_threads_get(void) { return openblas_get_num_threads(); }

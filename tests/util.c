@@ -1,0 +1,78 @@
+/* util.c — see util.h. */
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+const char *ut_golden_dir(void)
+{
+    const char *e = getenv("UFLOW_TEST_GOLDEN");
+    return e && *e ? e : UF_SOURCE_ROOT "/tests/golden";
+}
+
+const char *ut_shared_golden_dir(void)
+{
+    const char *e = getenv("UFLOW_SHARED_GOLDEN");
+    const char *d = e && *e ? e : UF_SOURCE_ROOT "/../shared/golden";
+    struct stat sb;
+    char p[1024];
+    ut_path(p, sizeof p, d, "expected_random.safetensors");
+    return stat(p, &sb) == 0 ? d : NULL;
+}
+
+void ut_path(char *buf, size_t n, const char *dir, const char *file)
+{
+    snprintf(buf, n, "%s/%s", dir, file);
+}
+
+uf_st *ut_open(const char *dir, const char *file)
+{
+    char p[1024];
+    ut_path(p, sizeof p, dir, file);
+    uf_st *st = NULL;
+    uf_error err = {0};
+    if (uf_st_open(p, &st, &err) != UF_OK)
+        fail_msg("cannot open fixture %s: %s", p, err.msg);
+    return st;
+}
+
+const float *ut_f32(const uf_st *st, const char *name, size_t *n)
+{
+    const uf_st_tensor *t = uf_st_find(st, name);
+    if (!t || t->dtype != UF_DT_F32)
+        fail_msg("fixture tensor '%s' missing or not F32", name);
+    if (((uintptr_t)t->data & 3) != 0)
+        fail_msg("fixture tensor '%s' is unaligned", name);
+    if (n)
+        *n = t->numel;
+    return t->data;
+}
+
+double ut_max_abs(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d))
+            m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+double ut_mean_abs(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)a[i] - (double)b[i]);
+    return n ? s / n : 0;
+}
+
+double ut_max_absval(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i]));
+    return m;
+}

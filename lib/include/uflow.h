@@ -148,6 +148,9 @@ typedef struct uf_create_opts {
      * 1: every parameter re-randomised like the golden fixtures (spec §9) so that all of
      *    them influence the output (for tests). */
     int perturb;
+    /* 1: backbone weights from the index formula of tools/uflow_ref.py (reproducible across
+     *    languages; fixtures omit the backbone and tests regenerate it). */
+    int formula_backbone;
     const char *name, *description;   /* optional metadata */
 } uf_create_opts;
 

@@ -28,7 +28,7 @@ static double gauss(rng *r) { return sqrt(-2 * log(unif(r))) * cos(6.28318530717
 typedef struct writer {
     uf_st_writer *w;
     rng r;
-    int perturb;
+    int perturb, formula;
     float *buf;
     size_t cap;
     uf_error *err;
@@ -70,11 +70,47 @@ static void fill(writer *w, const char *name, int ndim, const int64_t *shape, ch
     put(w, name, ndim, shape, x);
 }
 
+/* The "formula" backbone of tools/uflow_ref.py: every value a pure function of its index, so
+ * fixtures can omit the 11M+ backbone parameters and tests regenerate them bit-exactly. */
+static void conv_bn_formula(writer *w, const char *pre, const char *conv, const char *bn, int cout,
+                            int cin, int k)
+{
+    char name[192];
+    int64_t ws[4] = {cout, cin, k, k}, cs[1] = {cout};
+    size_t n = (size_t)cout * cin * k * k;
+    float *x = scratch(w, n);
+    if (!x) {
+        w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
+        return;
+    }
+    double F = (double)cin * k * k;
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(((uint64_t)i * 2654435761ull) & 0xFFFFFFFFull) / 4294967296.0;
+        x[i] = (float)(((u - 0.5) * 2.0) * sqrt(3.0 / F));
+    }
+    snprintf(name, sizeof name, "%s%s.weight", pre, conv);
+    put(w, name, 4, ws, x);
+    static const char *keys[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int j = 0; j < 4; j++) {
+        for (int c = 0; c < cout; c++) {
+            double d = c;
+            x[c] = (float)(j == 0 ? 1.0 + 0.1 * sin(d) : j == 1 ? 0.1 * cos(d)
+                           : j == 2 ? 0.05 * sin(2.0 * d) : 1.0 + 0.2 * fabs(cos(3.0 * d)));
+        }
+        snprintf(name, sizeof name, "%s%s.%s", pre, bn, keys[j]);
+        put(w, name, 1, cs, x);
+    }
+}
+
 static void conv_bn(writer *w, const char *conv, const char *bn, int cout, int cin, int k)
 {
     static const char *pre = "feature_extractor.feature_extractor.";
     char name[192];
     int64_t ws[4] = {cout, cin, k, k}, cs[1] = {cout};
+    if (w->formula) {
+        conv_bn_formula(w, pre, conv, bn, cout, cin, k);
+        goto nbt;
+    }
     snprintf(name, sizeof name, "%s%s.weight", pre, conv);
     fill(w, name, 4, ws, 'n', 0, sqrt(2.0 / (cin * k * k))); /* kaiming normal, fan_in, ReLU */
     snprintf(name, sizeof name, "%s%s.weight", pre, bn);
@@ -85,6 +121,7 @@ static void conv_bn(writer *w, const char *conv, const char *bn, int cout, int c
     fill(w, name, 1, cs, w->perturb ? 'n' : 'c', 0, 0.1);
     snprintf(name, sizeof name, "%s%s.running_var", pre, bn);
     fill(w, name, 1, cs, w->perturb ? 'r' : 'c', w->perturb ? 0.5 : 1, 1.5);
+nbt:
     snprintf(name, sizeof name, "%s%s.num_batches_tracked", pre, bn);
     int64_t zero = 0;
     if (w->st == UF_OK)
@@ -264,7 +301,7 @@ uf_status uf_model_create_random(const uf_create_opts *o, const char *path, uf_e
     if (s == UF_OK && info.backbone == UF_BACKBONE_MCAIT)
         s = uf_err(err, UF_ERR_UNSUPPORTED, "creating mcait models is not implemented yet");
     writer w = {.w = uf_st_writer_new(), .r = {o->seed * 0x2545F4914F6CDD1Dull + 1}, .perturb = o->perturb,
-                .err = err, .st = s};
+                .formula = o->formula_backbone, .err = err, .st = s};
     if (!w.w && w.st == UF_OK)
         w.st = uf_err(err, UF_ERR_NOMEM, "out of memory");
     if (w.st == UF_OK) {

@@ -181,7 +181,7 @@ size_t uf_flow_scratch_floats(const uf_model *m, int B)
 }
 
 /* One AllInOneBlock on every sample: out = P(actnorm(concat(x1, x2*exp(J) + t))). */
-static void run_block(const uf_flow_block *blk, const float *x, int B, int h, int w, float clamp,
+void uf_flow_block_forward(const uf_flow_block *blk, const float *x, int B, int h, int w, float clamp,
                       float *out, float *hid, float *a, float *col, float *v, float *jac)
 {
     size_t hw = (size_t)h * w;
@@ -253,7 +253,7 @@ void uf_flow_run(const uf_model *m, float *const feats[UF_MAX_SCALES], int B, fl
         size_t hw = (size_t)st->h * st->w;
         for (int j = 0; j < S; j++) {
             float *out = (k == 0 && j == S - 1) ? z[0] : bufs[which];
-            run_block(&st->blocks[j], cur, B, st->h, st->w, clamp, out, hid, a, col, v, jac);
+            uf_flow_block_forward(&st->blocks[j], cur, B, st->h, st->w, clamp, out, hid, a, col, v, jac);
             for (int b = 0; b < B; b++)
                 ljd[b] += jac[b];
             snprintf(name, sizeof name, "flow%d_step%d", st->w, j);

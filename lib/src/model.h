@@ -86,6 +86,13 @@ typedef struct uf_flow_observer {
     void *user;
 } uf_flow_observer;
 
+/* One block on B samples [B, C, h, w] -> out (not aliasing x). Scratch per sample: hid >= M*h*w,
+ * a >= 2*C2*h*w, col >= the subnet convs' im2col, v >= C*h*w (soft permutation only).
+ * jac[b] = the block's log-det for sample b. */
+void uf_flow_block_forward(const uf_flow_block *blk, const float *x, int B, int h, int w,
+                           float clamp, float *out, float *hid, float *a, float *col, float *v,
+                           float *jac);
+
 /* feats: K feature maps; z: K outputs; ljd: [B] (overwritten). */
 void uf_flow_run(const struct uf_model *m, float *const feats[UF_MAX_SCALES], int B,
                  float *scratch, float *const z[UF_MAX_SCALES], float *ljd,

@@ -17,8 +17,8 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cli_fail(const char *cmd, const uf_error *err);
 /* Parse a positive int option value; prints an error and returns -1 when invalid. */
 int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi);
-/* Load a model and set the math threads; prints errors. */
-uf_model *cli_load_model(const char *cmd, const char *path, int threads);
+/* Load a model; prints errors. */
+uf_model *cli_load_model(const char *cmd, const char *path);
 /* Default math threads: the number of online CPUs. */
 int cli_default_threads(void);
 

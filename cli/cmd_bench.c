@@ -64,7 +64,7 @@ int cmd_bench(int argc, char **argv)
     }
     if (threads <= 0)
         threads = cli_default_threads();
-    uf_model *m = cli_load_model("bench", model, threads);
+    uf_model *m = cli_load_model("bench", model);
     if (!m)
         return CLI_FAIL;
     const uf_model_info *info = uf_model_get_info(m);
@@ -73,7 +73,7 @@ int cmd_bench(int argc, char **argv)
     double *lat = malloc(sizeof(double) * iters);
     uf_ctx *ctx = NULL;
     uf_error err = {0};
-    uf_ctx_opts o = {.max_batch = B};
+    uf_ctx_opts o = {.max_batch = B, .threads = threads};
     if (!x || !lat || uf_ctx_init(m, &o, &ctx, &err) != UF_OK) {
         free(x);
         free(lat);

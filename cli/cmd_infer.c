@@ -116,7 +116,7 @@ int cmd_infer(int argc, char **argv)
         fprintf(stderr, "uflow infer: --nfa is not implemented yet (NFA issue)\n");
         return CLI_FAIL;
     }
-    uf_model *m = cli_load_model("infer", model, threads);
+    uf_model *m = cli_load_model("infer", model);
     if (!m)
         return CLI_FAIL;
     const uf_model_info *info = uf_model_get_info(m);
@@ -137,7 +137,7 @@ int cmd_infer(int argc, char **argv)
             if (uf_image_load_file(images[i], info, NULL, x + per * i, &err) != UF_OK)
                 goto done;
     }
-    uf_ctx_opts o = {.max_batch = B};
+    uf_ctx_opts o = {.max_batch = B, .threads = threads > 0 ? threads : cli_default_threads()};
     uf_result r;
     if (uf_ctx_init(m, &o, &ctx, &err) != UF_OK || uf_ctx_run(ctx, x, B, &r, &err) != UF_OK)
         goto done;

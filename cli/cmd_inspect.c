@@ -11,7 +11,7 @@ int cmd_inspect(int argc, char **argv)
         fprintf(argc == 2 ? stdout : stderr, "usage: uflow inspect MODEL.safetensors\n");
         return argc == 2 ? CLI_OK : CLI_USAGE;
     }
-    uf_model *m = cli_load_model("inspect", argv[1], 1);
+    uf_model *m = cli_load_model("inspect", argv[1]);
     if (!m)
         return CLI_FAIL;
     const uf_model_info *i = uf_model_get_info(m);

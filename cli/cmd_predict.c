@@ -90,14 +90,15 @@ int cmd_predict(int argc, char **argv)
             return CLI_FAIL;
         }
     }
-    uf_model *m = cli_load_model("predict", model, threads);
+    uf_model *m = cli_load_model("predict", model);
     if (!m)
         return CLI_FAIL;
     const uf_model_info *info = uf_model_get_info(m);
     uf_error err = {0};
     uf_ctx *ctx = NULL;
     float *x = malloc(sizeof(float) * 3 * info->height * info->width);
-    if (!x || uf_ctx_init(m, NULL, &ctx, &err) != UF_OK) {
+    uf_ctx_opts o = {.max_batch = 1, .threads = threads > 0 ? threads : cli_default_threads()};
+    if (!x || uf_ctx_init(m, &o, &ctx, &err) != UF_OK) {
         free(x);
         uf_model_free(m);
         return cli_fail("predict", &err);

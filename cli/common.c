@@ -30,9 +30,8 @@ int cli_default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
-uf_model *cli_load_model(const char *cmd, const char *path, int threads)
+uf_model *cli_load_model(const char *cmd, const char *path)
 {
-    uf_math_threads_set(threads > 0 ? threads : cli_default_threads());
     uf_model *m = NULL;
     uf_error err = {0};
     if (uf_model_load(path, &m, &err) != UF_OK) {

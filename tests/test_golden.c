@@ -110,7 +110,8 @@ static void test_random_input(void **state)
     uf_st *exp = ut_open(g_dir, "expected_random.safetensors");
     uf_ctx *ctx;
     uf_error err;
-    assert_int_equal(uf_ctx_init(m, NULL, &ctx, &err), UF_OK);
+    uf_ctx_opts o = {.max_batch = 1, .threads = 2};
+    assert_int_equal(uf_ctx_init(m, &o, &ctx, &err), UF_OK);
     node_check nc = {.exp = exp};
     uf_flow_observer obs = {.fn = on_node, .user = &nc};
     uf_ctx_set_observer(ctx, &obs);
@@ -136,7 +137,7 @@ static void test_images(void **state)
     uf_st *exp = ut_open(g_dir, "expected_images.safetensors");
     uf_ctx *ctx;
     uf_error err;
-    uf_ctx_opts o = {.max_batch = 2};
+    uf_ctx_opts o = {.max_batch = 2, .threads = 2};
     assert_int_equal(uf_ctx_init(m, &o, &ctx, &err), UF_OK);
     size_t n;
     const float *in = ut_f32(exp, "input", &n);
@@ -181,7 +182,6 @@ int main(int argc, char **argv)
     } else {
         g_dir = ut_golden_dir();
     }
-    uf_math_threads_set(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_images),

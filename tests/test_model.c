@@ -77,7 +77,7 @@ static void test_nondefault_vs_pytorch(void **state)
     ut_path(dir, sizeof dir, ut_golden_dir(), "nondefault");
     uf_st *in = ut_open(dir, "input.safetensors"), *exp = ut_open(dir, "expected.safetensors");
     uf_ctx *ctx;
-    uf_ctx_opts o = {.max_batch = 2};
+    uf_ctx_opts o = {.max_batch = 2, .threads = 2};
     assert_int_equal(uf_ctx_init(m, &o, &ctx, &err), UF_OK);
     uf_result r;
     assert_int_equal(uf_ctx_run(ctx, ut_f32(in, "image", NULL), 2, &r, &err), UF_OK);
@@ -136,7 +136,7 @@ static void run_config(const char *backbone, int H, int W, int steps, double cla
     if (uf_model_load(mp, &m, &err) != UF_OK)
         fail_msg("%s", err.msg);
     uf_ctx *ctx;
-    uf_ctx_opts co = {.max_batch = 2};
+    uf_ctx_opts co = {.max_batch = 2, .threads = 1 + (steps % 2)}; /* 1 and 2 threads */
     assert_int_equal(uf_ctx_init(m, &co, &ctx, &err), UF_OK);
     size_t per = (size_t)3 * H * W;
     float *x = randn(2 * per, 99);
@@ -230,7 +230,6 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    uf_math_threads_set(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nondefault_vs_pytorch),
         cmocka_unit_test(test_configs),

@@ -14,7 +14,7 @@
  *   const uf_model_info *info = uf_model_get_info(m);   // input size, scales, config
  *
  *   uf_ctx *ctx;                                         // one per worker thread
- *   uf_ctx_opts o = uf_ctx_opts_default();               // max_batch = 1
+ *   uf_ctx_opts o = uf_ctx_opts_default();               // max_batch 1, threads 1
  *   uf_ctx_init(m, &o, &ctx, &err);
  *
  *   float *x = malloc(sizeof(float) * 3 * info->height * info->width);
@@ -45,9 +45,11 @@
  *
  * Threads
  * -------
- * GEMMs run on OpenBLAS, whose thread pool is process-wide. uf_math_threads_set() sets it
- * (call it once at start-up: 1 for a server with one worker per core, the core count for a
- * single-stream CLI run). libuflow itself keeps no mutable global state.
+ * Each context owns opts.threads threads (the caller's plus threads-1 workers) and splits
+ * every operation over them; GEMMs are OpenBLAS calls made single-threaded from each of
+ * them. So the thread count is per context: a server with W worker contexts of T threads
+ * each should keep W x T <= cores. The first uf_ctx_init sets OpenBLAS's own (process-wide)
+ * pool to 1 thread, once; libuflow keeps no other global state.
  */
 #ifndef UFLOW_H
 #define UFLOW_H
@@ -162,6 +164,7 @@ uf_status uf_model_create_random(const uf_create_opts *o, const char *path, uf_e
 
 typedef struct uf_ctx_opts {
     int max_batch;       /* largest batch uf_ctx_run will accept (>= 1) */
+    int threads;         /* threads this context computes with (>= 1; default 1) */
 } uf_ctx_opts;
 
 uf_ctx_opts uf_ctx_opts_default(void);
@@ -190,10 +193,6 @@ uf_status uf_ctx_run(uf_ctx *ctx, const float *input, int batch, uf_result *res,
 
 /* Bytes of scratch memory the context holds. */
 size_t uf_ctx_scratch_bytes(const uf_ctx *ctx);
-
-/* Process-wide OpenBLAS thread count (see "Threads" above). n <= 0 leaves it unchanged. */
-void uf_math_threads_set(int n);
-int uf_math_threads_get(void);
 
 /* anomalib's post-processing (spec §6.2) applied to one raw score. */
 float uf_postproc_normalize(const uf_postproc *p, float raw, int image_level);

@@ -2,6 +2,7 @@
  * p = exp(-0.5 * mean_c z^2), bilinear upsampling to the input size, map = 1 - mean_k p. */
 #include "internal.h"
 #include "model.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,14 +24,7 @@ void uf_anomaly_map(const uf_model_info *info, const float *const z[UF_MAX_SCALE
             int C = info->z_channels[k];
             size_t hw = (size_t)info->z_height[k] * info->z_width[k];
             const float *zb = z[k] + (size_t)b * C * hw;
-            for (size_t i = 0; i < hw; i++) {
-                double s = 0;
-                for (int c = 0; c < C; c++) {
-                    float v = zb[(size_t)c * hw + i];
-                    s += v * v;
-                }
-                p[i] = expf(-0.5f * ((float)s / (float)C));
-            }
+            uf_gauss_density(zb, C, hw, p);
             uf_resize_bilinear(p, 1, info->z_height[k], info->z_width[k], up, H, W);
             for (size_t i = 0; i < HW; i++)
                 mb[i] += up[i];

@@ -2,9 +2,11 @@
  * forward pass backbone -> flow -> anomaly map -> post-processing. */
 #include "internal.h"
 #include "model.h"
+#include "pool.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,13 +15,19 @@ struct uf_ctx {
     int max_batch;
     float *bb_scratch, *flow_scratch, *map_scratch;
     float *feats[UF_MAX_SCALES], *z[UF_MAX_SCALES];
-    float *ljd, *map, *score, *norm;
+    float *ljd, *map, *score, *norm, *col;
+    uf_pool *pool;
+    uf_exec ex;
     int *label;
     size_t bytes;
     const uf_flow_observer *obs; /* tests only */
 };
 
-uf_ctx_opts uf_ctx_opts_default(void) { return (uf_ctx_opts){.max_batch = 1}; }
+uf_ctx_opts uf_ctx_opts_default(void) { return (uf_ctx_opts){.max_batch = 1, .threads = 1}; }
+
+/* Contexts parallelise over their own threads; OpenBLAS's pool would only oversubscribe. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
 static float *grab(uf_ctx *c, size_t floats, int *ok)
 {
@@ -38,6 +46,9 @@ uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, 
     uf_ctx_opts o = opts ? *opts : uf_ctx_opts_default();
     if (o.max_batch < 1 || o.max_batch > 1024)
         return uf_err(err, UF_ERR_ARG, "max_batch %d outside [1, 1024]", o.max_batch);
+    if (o.threads < 1 || o.threads > 256)
+        return uf_err(err, UF_ERR_ARG, "threads %d outside [1, 256]", o.threads);
+    pthread_once(&blas_once, blas_single_thread);
     uf_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return uf_err(err, UF_ERR_NOMEM, "out of memory");
@@ -53,6 +64,8 @@ uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, 
         c->feats[k] = grab(c, (size_t)B * info->feature_channels[k] * hw, &ok);
         c->z[k] = grab(c, (size_t)B * info->z_channels[k] * hw, &ok);
     }
+    size_t col = UF_MAX(m->bb_ops->col_floats(m->bb, info, o.threads), uf_flow_col_floats(m, o.threads));
+    c->col = grab(c, col * o.threads, &ok);
     c->ljd = grab(c, B, &ok);
     c->map = grab(c, (size_t)B * info->height * info->width, &ok);
     c->score = grab(c, B, &ok);
@@ -62,6 +75,12 @@ uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, 
         uf_ctx_free(c);
         return uf_err(err, UF_ERR_NOMEM, "out of memory allocating a context for batch %d", B);
     }
+    uf_status s = uf_pool_init(o.threads, &c->pool, err);
+    if (s) {
+        uf_ctx_free(c);
+        return s;
+    }
+    c->ex = (uf_exec){.pool = c->pool, .nt = o.threads, .col = c->col, .col_stride = col};
     *out = c;
     return UF_OK;
 }
@@ -70,6 +89,8 @@ void uf_ctx_free(uf_ctx *c)
 {
     if (!c)
         return;
+    uf_pool_free(c->pool);
+    uf_afree(c->col);
     uf_afree(c->bb_scratch);
     uf_afree(c->flow_scratch);
     uf_afree(c->map_scratch);
@@ -98,8 +119,8 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
                       c->max_batch);
     const uf_model *m = c->m;
     const uf_model_info *info = &m->info;
-    m->bb_ops->run(m->bb, info, input, batch, c->bb_scratch, c->feats);
-    uf_flow_run(m, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
+    m->bb_ops->run(m->bb, info, &c->ex, input, batch, c->bb_scratch, c->feats);
+    uf_flow_run(m, &c->ex, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
     uf_anomaly_map(info, (const float *const *)c->z, batch, c->map_scratch, c->map, c->score);
 
     memset(r, 0, sizeof *r);
@@ -127,11 +148,3 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
     }
     return UF_OK;
 }
-
-void uf_math_threads_set(int n)
-{
-    if (n > 0)
-        openblas_set_num_threads(n);
-}
-
-int uf_math_threads_get(void) { return openblas_get_num_threads(); }

@@ -2,6 +2,8 @@
  * the coarsest scale to the finest, with split / pixel-shuffle / concat between them. */
 #include "internal.h"
 #include "model.h"
+#include "pool.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -147,8 +149,8 @@ uf_status uf_flow_load(uf_model *m, uf_error *err)
     return UF_OK;
 }
 
-/* Per-sample scratch of the largest block: hidden, a, col, soft-permutation input. */
-static void block_sizes(const uf_model *m, size_t *hid, size_t *a, size_t *col, size_t *v)
+/* Per-sample scratch of the largest block: hidden, a, col (per thread of nt), soft-permutation input. */
+static void block_sizes(const uf_model *m, int nt, size_t *hid, size_t *a, size_t *col, size_t *v)
 {
     *hid = *a = *col = *v = 0;
     for (int k = 0; k < m->info.n_scales; k++) {
@@ -158,8 +160,8 @@ static void block_sizes(const uf_model *m, size_t *hid, size_t *a, size_t *col, 
             const uf_flow_block *b = &st->blocks[j];
             *hid = UF_MAX(*hid, (size_t)b->M * hw);
             *a = UF_MAX(*a, (size_t)2 * b->C2 * hw);
-            *col = UF_MAX(*col, uf_conv_col_floats(&b->sub0, st->h, st->w));
-            *col = UF_MAX(*col, uf_conv_col_floats(&b->sub2, st->h, st->w));
+            *col = UF_MAX(*col, uf_conv_col_floats_mt(&b->sub0, st->h, st->w, nt));
+            *col = UF_MAX(*col, uf_conv_col_floats_mt(&b->sub2, st->h, st->w, nt));
             *v = UF_MAX(*v, (size_t)b->C * hw);
         }
     }
@@ -176,53 +178,96 @@ static size_t stage_max(const uf_model *m)
 size_t uf_flow_scratch_floats(const uf_model *m, int B)
 {
     size_t hid, a, col, v;
-    block_sizes(m, &hid, &a, &col, &v);
-    return 2 * stage_max(m) * B + hid + a + col + (m->info.permute_soft ? v : 0) + B;
+    block_sizes(m, 1, &hid, &a, &col, &v);
+    return 2 * stage_max(m) * B + hid + a + (m->info.permute_soft ? v : 0) + B;
+}
+
+size_t uf_flow_col_floats(const uf_model *m, int nt)
+{
+    size_t hid, a, col, v;
+    block_sizes(m, nt, &hid, &a, &col, &v);
+    return col;
+}
+
+#define JSUM_MAX_THREADS 256
+
+typedef struct couple_job {
+    const uf_flow_block *blk;
+    const float *xb;
+    float *a, *ob, *v;
+    size_t hw;
+    float clamp;
+    double jpart[JSUM_MAX_THREADS];
+} couple_job;
+
+/* a *= 0.1; J = clamp*tanh(a_s); y2 = x2*exp(J) + a_t, stored over a_s. */
+static void couple_part(void *arg, int t, int nt)
+{
+    couple_job *j = arg;
+    size_t n = (size_t)j->blk->C2 * j->hw, lo, hi;
+    uf_split(n, 64, t, nt, &lo, &hi);
+    j->jpart[t] = hi > lo ? uf_coupling(j->a + lo, j->a + n + lo, j->xb + (size_t)j->blk->C1 * j->hw + lo,
+                                        hi - lo, j->clamp)
+                          : 0.0;
+}
+
+/* ActNorm in the pre-permutation channel index, then the permutation (a gather). */
+static void actnorm_part(void *arg, int t, int nt)
+{
+    couple_job *j = arg;
+    const uf_flow_block *blk = j->blk;
+    size_t lo, hi;
+    uf_split((size_t)blk->C, 1, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        int src_c = blk->perm ? blk->perm[i] : (int)i;
+        const float *src = src_c < blk->C1 ? j->xb + (size_t)src_c * j->hw
+                                           : j->a + (size_t)(src_c - blk->C1) * j->hw;
+        float *dst = (blk->perm ? j->ob : j->v) + i * j->hw;
+        uf_affine(dst, src, j->hw, blk->scale[src_c], blk->offset[src_c]);
+    }
+}
+
+/* Soft permutation: out = W v, split by pixel columns. */
+static void softperm_part(void *arg, int t, int nt)
+{
+    couple_job *j = arg;
+    int C = j->blk->C;
+    size_t lo, hi;
+    uf_split(j->hw, 16, t, nt, &lo, &hi);
+    if (hi > lo)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)(hi - lo), C, 1.f,
+                    j->blk->wsoft, C, j->v + lo, (int)j->hw, 0.f, j->ob + lo, (int)j->hw);
 }
 
 /* One AllInOneBlock on every sample: out = P(actnorm(concat(x1, x2*exp(J) + t))). */
-void uf_flow_block_forward(const uf_flow_block *blk, const float *x, int B, int h, int w, float clamp,
-                      float *out, float *hid, float *a, float *col, float *v, float *jac)
+void uf_flow_block_forward_ex(const uf_exec *ex, const uf_flow_block *blk, const float *x, int B,
+                              int h, int w, float clamp, float *out, float *hid, float *a, float *v,
+                              float *jac)
 {
     size_t hw = (size_t)h * w;
-    int C = blk->C, C1 = blk->C1, C2 = blk->C2;
+    int C = blk->C;
+    int nt = uf_pool_size(ex->pool);
     for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * C * hw;
-        float *ob = out + (size_t)b * C * hw;
-        uf_conv2d(&blk->sub0, xb, 1, h, w, hid, col, UF_ACT_RELU, 0);
-        uf_conv2d(&blk->sub2, hid, 1, h, w, a, col, UF_ACT_NONE, 0);
-        /* a *= 0.1; J = clamp*tanh(a_s); y2 = x2*exp(J) + a_t (stored over a_s) */
+        couple_job j = {.blk = blk, .xb = x + (size_t)b * C * hw, .a = a, .ob = out + (size_t)b * C * hw,
+                        .v = v, .hw = hw, .clamp = clamp};
+        uf_conv2d_ex(ex, &blk->sub0, j.xb, 1, h, w, hid, UF_ACT_RELU, 0);
+        uf_conv2d_ex(ex, &blk->sub2, hid, 1, h, w, a, UF_ACT_NONE, 0);
+        uf_pool_run(ex->pool, couple_part, &j);
         double jsum = 0;
-        const float *x2 = xb + (size_t)C1 * hw;
-        for (size_t i = 0; i < (size_t)C2 * hw; i++) {
-            float s = a[i] * 0.1f, t = a[(size_t)C2 * hw + i] * 0.1f;
-            float J = clamp * tanhf(s);
-            jsum += J;
-            float e = expf(J);
-            a[i] = x2[i] * e + t;
-        }
+        for (int t = 0; t < nt; t++)
+            jsum += j.jpart[t];
         jac[b] = (float)jsum + (float)hw * blk->log_scale_sum;
-        if (blk->perm) {
-            for (int i = 0; i < C; i++) {
-                int j = blk->perm[i];
-                const float *src = j < C1 ? xb + (size_t)j * hw : a + (size_t)(j - C1) * hw;
-                float sc = blk->scale[j], off = blk->offset[j];
-                float *dst = ob + (size_t)i * hw;
-                for (size_t p = 0; p < hw; p++)
-                    dst[p] = src[p] * sc + off;
-            }
-        } else {
-            for (int j = 0; j < C; j++) {
-                const float *src = j < C1 ? xb + (size_t)j * hw : a + (size_t)(j - C1) * hw;
-                float sc = blk->scale[j], off = blk->offset[j];
-                float *dst = v + (size_t)j * hw;
-                for (size_t p = 0; p < hw; p++)
-                    dst[p] = src[p] * sc + off;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)hw, C, 1.f, blk->wsoft, C,
-                        v, (int)hw, 0.f, ob, (int)hw);
-        }
+        uf_pool_run(ex->pool, actnorm_part, &j);
+        if (!blk->perm)
+            uf_pool_run(ex->pool, softperm_part, &j);
     }
+}
+
+void uf_flow_block_forward(const uf_flow_block *blk, const float *x, int B, int h, int w, float clamp,
+                           float *out, float *hid, float *a, float *col, float *v, float *jac)
+{
+    uf_exec ex = {.pool = NULL, .nt = 1, .col = col, .col_stride = 0};
+    uf_flow_block_forward_ex(&ex, blk, x, B, h, w, clamp, out, hid, a, v, jac);
 }
 
 static void notify(const uf_flow_observer *obs, const char *node, int idx, const float *d,
@@ -232,14 +277,14 @@ static void notify(const uf_flow_observer *obs, const char *node, int idx, const
         obs->fn(obs->user, node, idx, d, stride, C, h, w, jac);
 }
 
-void uf_flow_run(const uf_model *m, float *const feats[UF_MAX_SCALES], int B, float *scratch,
-                 float *const z[UF_MAX_SCALES], float *ljd, const uf_flow_observer *obs)
+void uf_flow_run(const uf_model *m, const uf_exec *ex, float *const feats[UF_MAX_SCALES], int B,
+                 float *scratch, float *const z[UF_MAX_SCALES], float *ljd, const uf_flow_observer *obs)
 {
     const uf_model_info *info = &m->info;
     size_t hidn, an, coln, vn, smax = stage_max(m);
-    block_sizes(m, &hidn, &an, &coln, &vn);
+    block_sizes(m, 1, &hidn, &an, &coln, &vn);
     float *bufs[2] = {scratch, scratch + smax * B};
-    float *hid = bufs[1] + smax * B, *a = hid + hidn, *col = a + an, *v = col + coln;
+    float *hid = bufs[1] + smax * B, *a = hid + hidn, *v = a + an;
     float *jac = v + (info->permute_soft ? vn : 0);
     int K = info->n_scales, S = info->flow_steps;
     float clamp = info->affine_clamp;
@@ -253,7 +298,7 @@ void uf_flow_run(const uf_model *m, float *const feats[UF_MAX_SCALES], int B, fl
         size_t hw = (size_t)st->h * st->w;
         for (int j = 0; j < S; j++) {
             float *out = (k == 0 && j == S - 1) ? z[0] : bufs[which];
-            uf_flow_block_forward(&st->blocks[j], cur, B, st->h, st->w, clamp, out, hid, a, col, v, jac);
+            uf_flow_block_forward_ex(ex, &st->blocks[j], cur, B, st->h, st->w, clamp, out, hid, a, v, jac);
             for (int b = 0; b < B; b++)
                 ljd[b] += jac[b];
             snprintf(name, sizeof name, "flow%d_step%d", st->w, j);

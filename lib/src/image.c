@@ -57,7 +57,8 @@ uf_status uf_img_vips_error(uf_error *err, const char *what)
             if (*p == '\n')
                 *p = p[1] ? ' ' : '\0';
     }
-    uf_status st = uf_err(err, UF_ERR_IMAGE, "%s%s%s", what, v && *v ? ": " : "", v ? v : "");
+    uf_status st = uf_err(err, UF_ERR_IMAGE, "%s: %s", what,
+                          v && *v ? v : "unrecognised, truncated or corrupt data");
     g_free(v);
     return st;
 }

@@ -17,10 +17,11 @@ typedef struct uf_backbone_ops {
     /* Read and check weights; set info->n_scales, feature_channels, feature_scale. */
     uf_status (*load)(struct uf_model *m, void **state, uf_error *err);
     void (*free)(void *state);
-    /* Scratch floats run() needs for batch B. */
+    /* Scratch floats run() needs for batch B; im2col floats per thread for nt threads. */
     size_t (*scratch_floats)(const void *state, const uf_model_info *info, int B);
-    void (*run)(const void *state, const uf_model_info *info, const float *in, int B,
-                float *scratch, float *const feats[UF_MAX_SCALES]);
+    size_t (*col_floats)(const void *state, const uf_model_info *info, int nt);
+    void (*run)(const void *state, const uf_model_info *info, const uf_exec *ex, const float *in,
+                int B, float *scratch, float *const feats[UF_MAX_SCALES]);
 } uf_backbone_ops;
 
 extern const uf_backbone_ops uf_backbone_resnet;
@@ -76,6 +77,7 @@ int uf_flow_stage_channels(const uf_model_info *info, int k);
 int uf_flow_split_a(int C);
 uf_status uf_flow_load(struct uf_model *m, uf_error *err);
 size_t uf_flow_scratch_floats(const struct uf_model *m, int B);
+size_t uf_flow_col_floats(const struct uf_model *m, int nt);
 /* Sees every graph node's output while the flow runs (tests and debugging; NULL in
  * production). Node names follow anomalib/FrEIA (spec §3.1): flow{W}_step{j}, split_{i},
  * up_{i}, cat_{i-1}. data[b * sample_stride + ...] is sample b, [C, h, w]; jac is the
@@ -92,9 +94,12 @@ typedef struct uf_flow_observer {
 void uf_flow_block_forward(const uf_flow_block *blk, const float *x, int B, int h, int w,
                            float clamp, float *out, float *hid, float *a, float *col, float *v,
                            float *jac);
+void uf_flow_block_forward_ex(const uf_exec *ex, const uf_flow_block *blk, const float *x, int B,
+                              int h, int w, float clamp, float *out, float *hid, float *a, float *v,
+                              float *jac);
 
 /* feats: K feature maps; z: K outputs; ljd: [B] (overwritten). */
-void uf_flow_run(const struct uf_model *m, float *const feats[UF_MAX_SCALES], int B,
+void uf_flow_run(const struct uf_model *m, const uf_exec *ex, float *const feats[UF_MAX_SCALES], int B,
                  float *scratch, float *const z[UF_MAX_SCALES], float *ljd,
                  const uf_flow_observer *obs);
 

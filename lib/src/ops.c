@@ -1,52 +1,194 @@
 /* ops.c — small kernels: pooling, LayerNorm, bilinear resize, pixel shuffle, channel copy. */
 #include "internal.h"
 #include "ops.h"
+#include "pool.h"
 
 #include <math.h>
 #include <string.h>
 
+/* NaN-propagating max, as PyTorch's max pooling (a NaN anywhere in the window wins). */
+static inline float nanmax(float m, float v) { return (v > m || v != v) ? v : m; }
+
+static void maxpool_generic(const float *x, int h, int w, int k, int s, int p, float *y, int ho, int wo)
+{
+    for (int oy = 0; oy < ho; oy++)
+        for (int ox = 0; ox < wo; ox++) {
+            float m = -INFINITY;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= h)
+                    continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * s - p + kx;
+                    if (ix >= 0 && ix < w)
+                        m = nanmax(m, x[iy * w + ix]);
+                }
+            }
+            y[oy * wo + ox] = m;
+        }
+}
+
+/* 3x3, stride 2, pad 1 (the ResNet stem): a horizontal pass into a row buffer, then a
+ * vertical max of three rows; padding is -inf, so out-of-range taps are skipped. Plain
+ * compares so it vectorises: NaN inputs do not propagate here as they do in PyTorch, but
+ * the stem's ReLU (v > 0 ? v : 0) has already mapped NaN to 0. */
+static inline float fmax2(float m, float v) { return v > m ? v : m; }
+
+static void maxpool_3s2(const float *x, int h, int w, float *y, int ho, int wo, float *rows)
+{
+    for (int oy = 0; oy < ho; oy++) {
+        float *r = rows;
+        for (int i = 0; i < wo; i++)
+            r[i] = -INFINITY;
+        for (int ky = 0; ky < 3; ky++) {
+            int iy = 2 * oy - 1 + ky;
+            if (iy < 0 || iy >= h)
+                continue;
+            const float *src = x + (size_t)iy * w;
+            r[0] = fmax2(r[0], src[0]);
+            if (w > 1)
+                r[0] = fmax2(r[0], src[1]);
+            /* interior outputs read src[2ox-1 .. 2ox+1], all in range while 2ox+1 < w */
+            int inner = (w - 2) / 2 + 1 < wo ? (w - 2) / 2 + 1 : wo;
+            for (int ox = 1; ox < inner; ox++) {
+                const float *q = src + 2 * ox - 1;
+                r[ox] = fmax2(r[ox], fmax2(fmax2(q[0], q[1]), q[2]));
+            }
+            for (int ox = inner > 1 ? inner : 1; ox < wo; ox++) {
+                int ix = 2 * ox - 1;
+                float m = src[ix];
+                if (ix + 1 < w)
+                    m = fmax2(m, src[ix + 1]);
+                r[ox] = fmax2(r[ox], m);
+            }
+        }
+        memcpy(y + (size_t)oy * wo, r, sizeof(float) * wo);
+    }
+}
+
+typedef struct pool_job {
+    const float *in;
+    float *out;
+    int planes, h, w, k, s, p;
+} pool_job;
+
+static void maxpool_part(void *arg, int t, int nt)
+{
+    const pool_job *j = arg;
+    int ho = (j->h + 2 * j->p - j->k) / j->s + 1, wo = (j->w + 2 * j->p - j->k) / j->s + 1;
+    float rows[wo > 0 ? wo : 1];
+    size_t lo, hi;
+    uf_split((size_t)j->planes, 1, t, nt, &lo, &hi);
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *x = j->in + pl * j->h * j->w;
+        float *y = j->out + pl * ho * wo;
+        if (j->k == 3 && j->s == 2 && j->p == 1)
+            maxpool_3s2(x, j->h, j->w, y, ho, wo, rows);
+        else
+            maxpool_generic(x, j->h, j->w, j->k, j->s, j->p, y, ho, wo);
+    }
+}
+
+void uf_maxpool2d_ex(const uf_exec *ex, const float *in, int B, int C, int h, int w, int k, int s,
+                     int p, float *out)
+{
+    pool_job j = {in, out, B * C, h, w, k, s, p};
+    uf_pool_run(ex ? ex->pool : NULL, maxpool_part, &j);
+}
+
 void uf_maxpool2d(const float *in, int B, int C, int h, int w, int k, int s, int p, float *out)
 {
-    int ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1;
-    for (size_t pl = 0; pl < (size_t)B * C; pl++) {
-        const float *x = in + pl * h * w;
-        float *y = out + pl * ho * wo;
-        for (int oy = 0; oy < ho; oy++)
-            for (int ox = 0; ox < wo; ox++) {
-                float m = -INFINITY;
-                for (int ky = 0; ky < k; ky++) {
-                    int iy = oy * s - p + ky;
-                    if (iy < 0 || iy >= h)
-                        continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * s - p + kx;
-                        if (ix >= 0 && ix < w && (x[iy * w + ix] > m || isnan(x[iy * w + ix])))
-                            m = x[iy * w + ix];
-                    }
-                }
-                y[oy * wo + ox] = m;
-            }
+    uf_maxpool2d_ex(NULL, in, B, C, h, w, k, s, p, out);
+}
+
+/* LayerNorm in three parallel passes (sum, squared deviations, affine); partial sums are
+ * combined in thread order, in double. */
+#define LN_MAX_THREADS 256
+typedef struct ln_job {
+    const float *x, *gamma, *beta;
+    float *y;
+    size_t n;
+    int phase;
+    double mean;
+    float meanf, rstd;
+    double part[LN_MAX_THREADS];
+} ln_job;
+
+static void ln_part(void *arg, int t, int nt)
+{
+    ln_job *j = arg;
+    size_t lo, hi;
+    uf_split(j->n, 64, t, nt, &lo, &hi);
+    if (j->phase == 0) {
+        double s = 0;
+        for (size_t i = lo; i < hi; i++)
+            s += j->x[i];
+        j->part[t] = s;
+    } else if (j->phase == 1) {
+        double ss = 0;
+        for (size_t i = lo; i < hi; i++) {
+            double d = j->x[i] - j->mean;
+            ss += d * d;
+        }
+        j->part[t] = ss;
+    } else {
+        for (size_t i = lo; i < hi; i++)
+            j->y[i] = (j->x[i] - j->meanf) * j->rstd * j->gamma[i] + j->beta[i];
+    }
+}
+
+void uf_layernorm_chw_ex(const uf_exec *ex, const float *in, int B, size_t n, const float *gamma,
+                         const float *beta, float eps, float *out)
+{
+    uf_pool *pool = ex ? ex->pool : NULL;
+    int nt = uf_pool_size(pool);
+    ln_job j = {.gamma = gamma, .beta = beta, .n = n};
+    for (int b = 0; b < B; b++) {
+        j.x = in + (size_t)b * n;
+        j.y = out + (size_t)b * n;
+        double s = 0;
+        j.phase = 0;
+        uf_pool_run(pool, ln_part, &j);
+        for (int t = 0; t < nt; t++)
+            s += j.part[t];
+        j.mean = s / (double)n;
+        j.phase = 1;
+        uf_pool_run(pool, ln_part, &j);
+        double ss = 0;
+        for (int t = 0; t < nt; t++)
+            ss += j.part[t];
+        j.meanf = (float)j.mean;
+        j.rstd = (float)(1.0 / sqrt(ss / (double)n + eps));
+        j.phase = 2;
+        uf_pool_run(pool, ln_part, &j);
     }
 }
 
 void uf_layernorm_chw(const float *in, int B, size_t n, const float *gamma, const float *beta,
                       float eps, float *out)
 {
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * n;
-        float *y = out + (size_t)b * n;
-        double s = 0, ss = 0;
-        for (size_t i = 0; i < n; i++)
-            s += x[i];
-        double mean = s / (double)n;
-        for (size_t i = 0; i < n; i++) {
-            double d = x[i] - mean;
-            ss += d * d;
-        }
-        float meanf = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)n + eps));
-        for (size_t i = 0; i < n; i++)
-            y[i] = (x[i] - meanf) * rstd * gamma[i] + beta[i];
-    }
+    uf_layernorm_chw_ex(NULL, in, B, n, gamma, beta, eps, out);
+}
+
+typedef struct copy_job {
+    float *dst;
+    const float *src;
+    size_t n;
+} copy_job;
+
+static void copy_part(void *arg, int t, int nt)
+{
+    const copy_job *j = arg;
+    size_t lo, hi;
+    uf_split(j->n, 1024, t, nt, &lo, &hi);
+    if (hi > lo)
+        memcpy(j->dst + lo, j->src + lo, sizeof(float) * (hi - lo));
+}
+
+void uf_copy_ex(const uf_exec *ex, float *dst, const float *src, size_t n)
+{
+    copy_job j = {dst, src, n};
+    uf_pool_run(ex ? ex->pool : NULL, copy_part, &j);
 }
 
 /* PyTorch's area_pixel_compute_source_index for align_corners=False (clamped at 0). */

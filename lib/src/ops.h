@@ -13,16 +13,30 @@ typedef struct uf_conv {
     const float *b;    /* [cout] or NULL */
 } uf_conv;
 
+/* How an operation may run: on a context's thread pool, with per-thread column scratch. */
+struct uf_pool;
+typedef struct uf_exec {
+    struct uf_pool *pool;  /* NULL = the calling thread only */
+    int nt;                /* threads (uf_pool_size) */
+    float *col;            /* nt * col_stride floats of im2col scratch */
+    size_t col_stride;
+} uf_exec;
+
 /* Output side for an input side of n. */
 static inline int uf_conv_out(const uf_conv *c, int n) { return (n + 2 * c->pad - c->k) / c->stride + 1; }
 
-/* Floats of column scratch uf_conv2d needs for one image of h x w (0 for 1x1/s1/p0). */
+/* Floats of column scratch uf_conv2d needs for one image of h x w (0 for 1x1/s1/p0), and
+ * per thread when the output pixels are split over nt threads. */
 size_t uf_conv_col_floats(const uf_conv *c, int h, int w);
+size_t uf_conv_col_floats_mt(const uf_conv *c, int h, int w, int nt);
 
 enum { UF_ACT_NONE = 0, UF_ACT_RELU = 1 };
 
 /* out[b] = act(conv(in[b]) + bias (+ out[b] when accumulate)), for b < B.
- * accumulate lets a residual connection be added for free: copy the shortcut into out first. */
+ * accumulate lets a residual connection be added for free: copy the shortcut into out first.
+ * The _ex form splits the output pixels over ex's threads (im2col + SGEMM per part). */
+void uf_conv2d_ex(const uf_exec *ex, const uf_conv *c, const float *in, int B, int h, int w,
+                  float *out, int act, int accumulate);
 void uf_conv2d(const uf_conv *c, const float *in, int B, int h, int w, float *out, float *col,
                int act, int accumulate);
 
@@ -34,11 +48,18 @@ void uf_bn_fold(int cout, size_t per_out, const float *w, const float *b, const 
 
 /* Max pooling k x k, stride s, padding p with -inf (PyTorch semantics, floor mode). */
 void uf_maxpool2d(const float *in, int B, int C, int h, int w, int k, int s, int p, float *out);
+void uf_maxpool2d_ex(const uf_exec *ex, const float *in, int B, int C, int h, int w, int k, int s,
+                     int p, float *out);
 
 /* LayerNorm jointly over C*h*w per sample with elementwise affine [C,h,w] (biased variance,
  * moments accumulated in double). In-place allowed. */
 void uf_layernorm_chw(const float *in, int B, size_t n, const float *gamma, const float *beta,
                       float eps, float *out);
+void uf_layernorm_chw_ex(const uf_exec *ex, const float *in, int B, size_t n, const float *gamma,
+                         const float *beta, float eps, float *out);
+
+/* Parallel memcpy of n floats. */
+void uf_copy_ex(const uf_exec *ex, float *dst, const float *src, size_t n);
 
 /* Bilinear resize, align_corners=False, no antialias (PyTorch upsample_bilinear2d). Planes are
  * independent: `planes` = B*C. */

@@ -127,11 +127,11 @@ static void rn_free(void *state)
 }
 
 /* Largest activation (floats per image) and largest im2col matrix over the network. */
-static void rn_sizes(const rn *r, int H, int W, size_t *act, size_t *col)
+static void rn_sizes(const rn *r, int H, int W, size_t *act, size_t *col, int nt)
 {
     int h = uf_conv_out(&r->stem, H), w = uf_conv_out(&r->stem, W);
     *act = (size_t)64 * h * w;
-    *col = uf_conv_col_floats(&r->stem, H, W);
+    *col = uf_conv_col_floats_mt(&r->stem, H, W, nt);
     h = (h + 2 - 3) / 2 + 1;
     w = (w + 2 - 3) / 2 + 1;
     for (int l = 0; l < 3; l++)
@@ -143,7 +143,7 @@ static void rn_sizes(const rn *r, int H, int W, size_t *act, size_t *col)
                 if (!cs[j])
                     continue;
                 int ih = j == 3 ? h : hh, iw = j == 3 ? w : ww;
-                size_t c = uf_conv_col_floats(cs[j], ih, iw);
+                size_t c = uf_conv_col_floats_mt(cs[j], ih, iw, nt);
                 *col = UF_MAX(*col, c);
                 int oh = uf_conv_out(cs[j], ih), ow = uf_conv_out(cs[j], iw);
                 *act = UF_MAX(*act, (size_t)cs[j]->cout * oh * ow);
@@ -160,22 +160,28 @@ static void rn_sizes(const rn *r, int H, int W, size_t *act, size_t *col)
 static size_t rn_scratch_floats(const void *state, const uf_model_info *info, int B)
 {
     size_t act, col;
-    rn_sizes(state, info->height, info->width, &act, &col);
-    return 4 * act * B + col;
+    rn_sizes(state, info->height, info->width, &act, &col, 1);
+    return 4 * act * B;
 }
 
-static void rn_run(const void *state, const uf_model_info *info, const float *in, int B,
-                   float *scratch, float *const feats[UF_MAX_SCALES])
+static size_t rn_col_floats(const void *state, const uf_model_info *info, int nt)
+{
+    size_t act, col;
+    rn_sizes(state, info->height, info->width, &act, &col, nt);
+    return col;
+}
+
+static void rn_run(const void *state, const uf_model_info *info, const uf_exec *ex, const float *in,
+                   int B, float *scratch, float *const feats[UF_MAX_SCALES])
 {
     const rn *r = state;
     size_t act, colsz;
-    rn_sizes(r, info->height, info->width, &act, &colsz);
+    rn_sizes(r, info->height, info->width, &act, &colsz, 1);
     float *x = scratch, *t1 = x + act * B, *t2 = t1 + act * B, *o = t2 + act * B;
-    float *col = o + act * B;
     int H = info->height, W = info->width;
     int h = uf_conv_out(&r->stem, H), w = uf_conv_out(&r->stem, W);
-    uf_conv2d(&r->stem, in, B, H, W, t1, col, UF_ACT_RELU, 0);
-    uf_maxpool2d(t1, B, 64, h, w, 3, 2, 1, x);
+    uf_conv2d_ex(ex, &r->stem, in, B, H, W, t1, UF_ACT_RELU, 0);
+    uf_maxpool2d_ex(ex, t1, B, 64, h, w, 3, 2, 1, x);
     h = (h - 1) / 2 + 1;
     w = (w - 1) / 2 + 1;
     for (int l = 0; l < 3; l++) {
@@ -188,16 +194,16 @@ static void rn_run(const void *state, const uf_model_info *info, const float *in
             size_t on = (size_t)last->cout * oh * ow;
             /* The shortcut goes into o first; the last conv then accumulates onto it. */
             if (b->has_down)
-                uf_conv2d(&b->down, x, B, h, w, o, col, UF_ACT_NONE, 0);
+                uf_conv2d_ex(ex, &b->down, x, B, h, w, o, UF_ACT_NONE, 0);
             else
-                memcpy(o, x, sizeof(float) * on * B);
+                uf_copy_ex(ex, o, x, on * B);
             if (r->bottleneck) {
-                uf_conv2d(&b->c1, x, B, h, w, t1, col, UF_ACT_RELU, 0);
-                uf_conv2d(&b->c2, t1, B, h, w, t2, col, UF_ACT_RELU, 0);
-                uf_conv2d(&b->c3, t2, B, oh, ow, o, col, UF_ACT_RELU, 1);
+                uf_conv2d_ex(ex, &b->c1, x, B, h, w, t1, UF_ACT_RELU, 0);
+                uf_conv2d_ex(ex, &b->c2, t1, B, h, w, t2, UF_ACT_RELU, 0);
+                uf_conv2d_ex(ex, &b->c3, t2, B, oh, ow, o, UF_ACT_RELU, 1);
             } else {
-                uf_conv2d(&b->c1, x, B, h, w, t1, col, UF_ACT_RELU, 0);
-                uf_conv2d(&b->c2, t1, B, oh, ow, o, col, UF_ACT_RELU, 1);
+                uf_conv2d_ex(ex, &b->c1, x, B, h, w, t1, UF_ACT_RELU, 0);
+                uf_conv2d_ex(ex, &b->c2, t1, B, oh, ow, o, UF_ACT_RELU, 1);
             }
             float *tmp = x;
             x = o;
@@ -207,7 +213,7 @@ static void rn_run(const void *state, const uf_model_info *info, const float *in
             c = last->cout;
         }
         /* The raw layer output stays in x for the next layer; the feature is its LayerNorm. */
-        uf_layernorm_chw(x, B, (size_t)c * h * w, r->ln_w[l], r->ln_b[l], 1e-5f, feats[l]);
+        uf_layernorm_chw_ex(ex, x, B, (size_t)c * h * w, r->ln_w[l], r->ln_b[l], 1e-5f, feats[l]);
     }
 }
 
@@ -216,5 +222,6 @@ const uf_backbone_ops uf_backbone_resnet = {
     .load = rn_load,
     .free = rn_free,
     .scratch_floats = rn_scratch_floats,
+    .col_floats = rn_col_floats,
     .run = rn_run,
 };

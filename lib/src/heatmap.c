@@ -12,14 +12,7 @@
 
 #include <vips/vips.h>
 
-/* Defined in image.c (candidates for internal.h). */
-uf_status uf_img_vips_init(uf_error *err);
-uf_status uf_img_vips_error(uf_error *err, const char *what);
-uf_status uf_img_decode(const void *data, size_t len, const char *path,
-                        const uf_image_opts *opts, uint8_t **px, int *w, int *h, int *nb,
-                        uf_error *err);
-uf_status uf_img_resize(const uint8_t *px, int w, int h, int nb, int out_h, int out_w,
-                        const float mean[3], const float std[3], float *out);
+#include "image.h"
 
 static const uint8_t turbo[256 * 3] = {
     48,18,59, 50,21,67, 51,24,74, 52,27,81, 53,30,88, 54,33,95, 55,36,102, 56,39,109,

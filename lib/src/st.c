@@ -156,11 +156,19 @@ static uf_status st_parse(uf_st *st, uf_error *err)
         st->n++;
     }
     qsort(st->t, st->n, sizeof *st->t, cmp_begin);
-    for (size_t i = 1; i < st->n; i++) {
-        const uf_st_tensor *a = &st->t[i - 1], *b = &st->t[i];
-        if (b->begin < a->end && a->end > a->begin && b->end > b->begin)
+    /* Sorted by begin, a non-empty range overlaps an earlier one iff it starts before the
+     * furthest end so far (comparing neighbours only would miss a range inside a larger one
+     * when a zero-size tensor sorts between them). Zero-size tensors overlap nothing. */
+    const uf_st_tensor *far = NULL;
+    for (size_t i = 0; i < st->n; i++) {
+        const uf_st_tensor *b = &st->t[i];
+        if (b->end == b->begin)
+            continue;
+        if (far && b->begin < far->end)
             return uf_err(err, UF_ERR_FORMAT, "tensors '%s' and '%s' overlap in the data section",
-                          a->name, b->name);
+                          far->name, b->name);
+        if (!far || b->end > far->end)
+            far = b;
     }
     st->by_name = malloc((st->n ? st->n : 1) * sizeof *st->by_name);
     if (!st->by_name)

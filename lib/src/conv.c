@@ -16,6 +16,8 @@ static int is_pointwise(const uf_conv *c) { return c->k == 1 && c->stride == 1 &
 
 size_t uf_conv_col_floats(const uf_conv *c, int h, int w)
 {
+    if (c->wino)
+        return uf_conv_col_floats_mt(c, h, w, 1);
     if (is_pointwise(c))
         return 0;
     return (size_t)(c->cin / c->groups) * c->k * c->k * uf_conv_out(c, h) * uf_conv_out(c, w);
@@ -23,6 +25,10 @@ size_t uf_conv_col_floats(const uf_conv *c, int h, int w)
 
 size_t uf_conv_col_floats_mt(const uf_conv *c, int h, int w, int nt)
 {
+    if (c->wino) {
+        size_t rows = (size_t)(h + 1) / 2;
+        return uf_wino_scratch_floats(c, w, (rows + (size_t)nt - 1) / (size_t)nt);
+    }
     if (is_pointwise(c))
         return 0;
     size_t n = (size_t)uf_conv_out(c, h) * uf_conv_out(c, w);
@@ -86,6 +92,14 @@ static void conv_part(void *arg, int t, int nt)
 {
     const conv_job *j = arg;
     const uf_conv *c = j->c;
+    if (c->wino) {
+        size_t rows = (size_t)(j->h + 1) / 2, t0, t1; /* split by rows of tiles */
+        uf_split(rows, 1, t, nt, &t0, &t1);
+        if (t1 > t0)
+            uf_wino_conv_part(c, j->x, j->h, j->w, j->y, t0, t1, j->ex->col + (size_t)t * j->ex->col_stride,
+                              j->act, j->accumulate);
+        return;
+    }
     int ho = uf_conv_out(c, j->h), wo = uf_conv_out(c, j->w);
     size_t n = (size_t)ho * wo, n0, n1;
     uf_split(n, COL_ALIGN, t, nt, &n0, &n1);

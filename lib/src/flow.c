@@ -48,6 +48,9 @@ static uf_status load_block(uf_model *m, int idx, int C, int h, int w, int step,
                         .w = sw0, .b = sb0};
     b->sub2 = (uf_conv){.cout = 2 * b->C2, .cin = b->M, .k = k, .stride = 1, .pad = k / 2,
                         .groups = 1, .w = sw2, .b = sb2};
+    uf_status ps = uf_model_prepare_conv(m, &b->sub0, err);
+    if (ps || (ps = uf_model_prepare_conv(m, &b->sub2, err)))
+        return ps;
 
     /* ActNorm: scale = 0.1 * softplus_{beta=0.5}(g), float32 like torch (threshold 20). */
     b->scale = uf_model_alloc(m, sizeof(float) * C);

@@ -37,6 +37,18 @@ void *uf_model_alloc(uf_model *m, size_t bytes)
     return p;
 }
 
+uf_status uf_model_prepare_conv(uf_model *m, uf_conv *c, uf_error *err)
+{
+    if (!uf_wino_applies(c))
+        return UF_OK;
+    float *U = uf_model_alloc(m, sizeof(float) * 16 * c->cout * c->cin);
+    if (!U)
+        return uf_err(err, UF_ERR_NOMEM, "out of memory preparing Winograd weights");
+    uf_wino_weights(c, U);
+    c->wino = U;
+    return UF_OK;
+}
+
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 {
     size_t o = (size_t)snprintf(buf, n, "[");

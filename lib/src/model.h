@@ -67,6 +67,8 @@ uf_status uf_model_expect(struct uf_model *m, const char *name, int ndim, const 
                           uf_error *err);
 /* Memory freed with the model (64-byte aligned). */
 void *uf_model_alloc(struct uf_model *m, size_t bytes);
+/* Give a loaded convolution its Winograd weights when it qualifies (model-owned). */
+uf_status uf_model_prepare_conv(struct uf_model *m, uf_conv *c, uf_error *err);
 
 /* Config parsing (config.c): fills info from the JSON config string. */
 uf_status uf_config_parse(const char *json, uf_model_info *info, char **name, char **desc,

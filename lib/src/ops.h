@@ -11,7 +11,16 @@ typedef struct uf_conv {
     int cout, cin, k, stride, pad, groups;
     const float *w;
     const float *b;    /* [cout] or NULL */
+    const float *wino; /* Winograd-transformed weights [16][cout][cin], or NULL (im2col) */
 } uf_conv;
+
+/* Winograd F(2x2,3x3) (winograd.c), for k=3 s=1 p=1 groups=1 convolutions. */
+int uf_wino_applies(const uf_conv *c);
+void uf_wino_weights(const uf_conv *c, float *U);            /* U: 16*cout*cin floats */
+size_t uf_wino_scratch_floats(const uf_conv *c, int w, size_t tile_rows);
+/* Output tile rows [r0, r1) (rows of 2x2 tiles) of one image. */
+void uf_wino_conv_part(const uf_conv *c, const float *x, int h, int w, float *y, size_t r0,
+                       size_t r1, float *scratch, int act, int accumulate);
 
 /* How an operation may run: on a context's thread pool, with per-thread column scratch. */
 struct uf_pool;

@@ -51,7 +51,7 @@ static uf_status load_conv_bn(uf_model *m, const char *cname, const char *bname,
     uf_bn_fold(cout, per, w, NULL, bn[0], bn[1], bn[2], bn[3], BN_EPS, wf, bf);
     *c = (uf_conv){.cout = cout, .cin = cin, .k = k, .stride = stride, .pad = k / 2, .groups = 1,
                    .w = wf, .b = bf};
-    return UF_OK;
+    return uf_model_prepare_conv(m, c, err);
 }
 
 static uf_status rn_load(uf_model *m, void **state, uf_error *err)

@@ -18,6 +18,14 @@ void uf_err_prefix(uf_error *err, const char *fmt, ...) __attribute__((format(pr
 void *uf_aalloc(size_t bytes);
 void uf_afree(void *p);
 
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so
+ * one portable binary still uses the machine's vector width. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define UF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UF_CLONES
+#endif
+
 #define UF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UF_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -349,7 +349,8 @@ uf_status uf_st_writer_add(uf_st_writer *w, const char *name, uf_dtype dt, int n
         memcpy(e->data, data, e->bytes);
     e->dt = dt;
     e->ndim = ndim;
-    memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim) /* shape may be NULL for a 0-d tensor; memcpy(_, NULL, 0) is undefined */
+        memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
     w->n++;
     return UF_OK;
 }

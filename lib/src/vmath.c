@@ -1,14 +1,10 @@
 /* vmath.c — see vmath.h. */
+#include "internal.h"
 #include "vmath.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define UF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define UF_CLONES
-#endif
 
 /* exp(x) = 2^k * exp(r), r = x - k ln2 in [-ln2/2, ln2/2], degree-7 Taylor (|err| < 1 ulp). */
 static inline float exp_inline(float x)

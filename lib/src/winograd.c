@@ -46,24 +46,31 @@ size_t uf_wino_scratch_floats(const uf_conv *c, int w, size_t tile_rows)
 
 /* Row iy of a channel, zero-padded by one on the left, split into even and odd columns:
  * ev[k] = padded[2k], od[k] = padded[2k + 1], k <= tw (padded[x + 1] = row[x]). */
-static void split_row(const float *xc, int h, int w, int iy, int tw, float *ev, float *od)
+static inline void split_row(const float *xc, int h, int w, int iy, int tw, float *restrict ev,
+                             float *restrict od)
 {
     if (iy < 0 || iy >= h) {
         memset(ev, 0, sizeof(float) * (size_t)(tw + 1));
         memset(od, 0, sizeof(float) * (size_t)(tw + 1));
         return;
     }
-    const float *row = xc + (size_t)iy * w;
+    const float *restrict row = xc + (size_t)iy * w;
     ev[0] = 0.f;
-    for (int k = 0; k < tw; k++) {
+    int full = w / 2; /* tiles whose two columns are both inside the row */
+    for (int k = 0; k < full; k++) {
         od[k] = row[2 * k];
-        ev[k + 1] = 2 * k + 1 < w ? row[2 * k + 1] : 0.f;
+        ev[k + 1] = row[2 * k + 1];
+    }
+    if (full < tw) { /* odd width: the last tile's second column is padding */
+        od[full] = row[2 * full];
+        ev[full + 1] = 0.f;
     }
     od[tw] = 0.f;
 }
 
 /* Tile rows [r0, r1) of one image; tiles are 2x2 output blocks, tw per tile row. All loops
  * run along a tile row so that they vectorise. */
+UF_CLONES
 void uf_wino_conv_part(const uf_conv *c, const float *x, int h, int w, float *y, size_t r0,
                        size_t r1, float *scratch, int act, int accumulate)
 {
@@ -83,25 +90,33 @@ void uf_wino_conv_part(const uf_conv *c, const float *x, int h, int w, float *y,
             for (int i = 0; i < 4; i++)
                 split_row(xc, h, w, (int)ty * 2 - 1 + i, tw, ev[i], od[i]);
             size_t o = ci * nt + (ty - r0) * (size_t)tw;
-            for (int i = 0; i < 4; i++) {
-                /* B^T along y: row i of B^T d, as even/odd column vectors */
-                const float *e0 = ev[0], *e1 = ev[1], *e2 = ev[2], *e3 = ev[3];
-                const float *o0 = od[0], *o1 = od[1], *o2 = od[2], *o3 = od[3];
-                float *v0 = V + (size_t)(i * 4 + 0) * vs + o, *v1 = V + (size_t)(i * 4 + 1) * vs + o;
-                float *v2 = V + (size_t)(i * 4 + 2) * vs + o, *v3 = V + (size_t)(i * 4 + 3) * vs + o;
+            /* B^T along y, rows 0..3 as even/odd column vectors, overwriting ev/od in place:
+             * b0 = r0 - r2, b1 = r1 + r2, b2 = r2 - r1, b3 = r1 - r3 */
+            float *restrict E0 = ev[0], *restrict E1 = ev[1], *restrict E2 = ev[2], *restrict E3 = ev[3];
+            float *restrict O0 = od[0], *restrict O1 = od[1], *restrict O2 = od[2], *restrict O3 = od[3];
+            for (int k = 0; k <= tw; k++) {
+                float e0 = E0[k], e1 = E1[k], e2 = E2[k], e3 = E3[k];
+                E0[k] = e0 - e2;
+                E1[k] = e1 + e2;
+                E2[k] = e2 - e1;
+                E3[k] = e1 - e3;
+                float o0 = O0[k], o1 = O1[k], o2 = O2[k], o3 = O3[k];
+                O0[k] = o0 - o2;
+                O1[k] = o1 + o2;
+                O2[k] = o2 - o1;
+                O3[k] = o1 - o3;
+            }
+            for (int i = 0; i < 4; i++) { /* (B^T d) B along x */
+                const float *restrict be = ev[i], *restrict bo = od[i];
+                float *restrict v0 = V + (size_t)(i * 4 + 0) * vs + o;
+                float *restrict v1 = V + (size_t)(i * 4 + 1) * vs + o;
+                float *restrict v2 = V + (size_t)(i * 4 + 2) * vs + o;
+                float *restrict v3 = V + (size_t)(i * 4 + 3) * vs + o;
                 for (int k = 0; k < tw; k++) {
-                    float be0, bo0, be1, bo1; /* b at columns 2k, 2k+1, 2k+2, 2k+3 */
-                    switch (i) {
-                    case 0: be0 = e0[k] - e2[k]; bo0 = o0[k] - o2[k]; be1 = e0[k + 1] - e2[k + 1]; bo1 = o0[k + 1] - o2[k + 1]; break;
-                    case 1: be0 = e1[k] + e2[k]; bo0 = o1[k] + o2[k]; be1 = e1[k + 1] + e2[k + 1]; bo1 = o1[k + 1] + o2[k + 1]; break;
-                    case 2: be0 = e2[k] - e1[k]; bo0 = o2[k] - o1[k]; be1 = e2[k + 1] - e1[k + 1]; bo1 = o2[k + 1] - o1[k + 1]; break;
-                    default: be0 = e1[k] - e3[k]; bo0 = o1[k] - o3[k]; be1 = e1[k + 1] - e3[k + 1]; bo1 = o1[k + 1] - o3[k + 1]; break;
-                    }
-                    /* (B^T d) B along x */
-                    v0[k] = be0 - be1;
-                    v1[k] = bo0 + be1;
-                    v2[k] = be1 - bo0;
-                    v3[k] = bo0 - bo1;
+                    v0[k] = be[k] - be[k + 1];
+                    v1[k] = bo[k] + be[k + 1];
+                    v2[k] = be[k + 1] - bo[k];
+                    v3[k] = bo[k] - bo[k + 1];
                 }
             }
         }
@@ -111,7 +126,7 @@ void uf_wino_conv_part(const uf_conv *c, const float *x, int h, int w, float *y,
                     c->wino + (size_t)xi * cout * cin, (int)cin, V + (size_t)xi * vs, (int)nt, 0.f,
                     M + (size_t)xi * cout * nt, (int)nt);
     size_t ms = cout * nt;
-    float *ye = tmp, *yo = tmp + tw1; /* one output row, even and odd columns */
+    float *restrict ye = tmp, *restrict yo = tmp + tw1; /* one output row, even and odd columns */
     for (size_t o = 0; o < cout; o++) {
         float bias = c->b ? c->b[o] : 0.f;
         float *yc = y + o * (size_t)h * w;
@@ -124,19 +139,26 @@ void uf_wino_conv_part(const uf_conv *c, const float *x, int h, int w, float *y,
                 const float *m[16];
                 for (int q = 0; q < 16; q++)
                     m[q] = M + (size_t)q * ms + k0;
+                /* row i of A^T m (rows of m are groups of 4):
+                 * i = 0: s = m[0..3] + m[4..7] + m[8..11];  i = 1: s = m[4..7] - m[8..11] - m[12..15] */
+                const float *restrict p0, *restrict p1, *restrict p2, *restrict p3;
+                const float *restrict q0, *restrict q1, *restrict q2, *restrict q3;
+                const float *restrict u0, *restrict u1, *restrict u2, *restrict u3;
+                float sg = i ? -1.f : 1.f;
+                if (i == 0) {
+                    p0 = m[0]; p1 = m[1]; p2 = m[2]; p3 = m[3];
+                    q0 = m[4]; q1 = m[5]; q2 = m[6]; q3 = m[7];
+                    u0 = m[8]; u1 = m[9]; u2 = m[10]; u3 = m[11];
+                } else {
+                    p0 = m[4]; p1 = m[5]; p2 = m[6]; p3 = m[7];
+                    q0 = m[8]; q1 = m[9]; q2 = m[10]; q3 = m[11];
+                    u0 = m[12]; u1 = m[13]; u2 = m[14]; u3 = m[15];
+                }
                 for (int k = 0; k < tw; k++) {
-                    float s0, s1, s2, s3; /* row i of A^T m */
-                    if (i == 0) {
-                        s0 = m[0][k] + m[4][k] + m[8][k];
-                        s1 = m[1][k] + m[5][k] + m[9][k];
-                        s2 = m[2][k] + m[6][k] + m[10][k];
-                        s3 = m[3][k] + m[7][k] + m[11][k];
-                    } else {
-                        s0 = m[4][k] - m[8][k] - m[12][k];
-                        s1 = m[5][k] - m[9][k] - m[13][k];
-                        s2 = m[6][k] - m[10][k] - m[14][k];
-                        s3 = m[7][k] - m[11][k] - m[15][k];
-                    }
+                    float s0 = p0[k] + sg * q0[k] + sg * u0[k];
+                    float s1 = p1[k] + sg * q1[k] + sg * u1[k];
+                    float s2 = p2[k] + sg * q2[k] + sg * u2[k];
+                    float s3 = p3[k] + sg * q3[k] + sg * u3[k];
                     ye[k] = s0 + s1 + s2 + bias;
                     yo[k] = s1 - s2 - s3 + bias;
                 }

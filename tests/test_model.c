@@ -201,6 +201,10 @@ static void test_ctx_limits(void **state)
     assert_int_equal(uf_ctx_run(ctx, x, 0, &r, &err), UF_ERR_ARG);
     assert_int_equal(uf_ctx_run(ctx, x, 1, &r, &err), UF_OK);
     assert_null(r.norm_score); /* no post-processing statistics in this model */
+    assert_true(isfinite(r.pred_score[0]));
+    x[5] = NAN; /* non-finite input is an error, not a silently finite (ReLU-eaten) score */
+    assert_int_equal(uf_ctx_run(ctx, x, 1, &r, &err), UF_ERR_ARG);
+    assert_non_null(strstr(err.msg, "non-finite"));
     uf_ctx_free(ctx);
     uf_model_free(m);
     unlink(mp);

@@ -32,8 +32,8 @@ void uf_anomaly_map(const uf_model_info *info, const float *const z[UF_MAX_SCALE
         float mx = -INFINITY;
         for (size_t i = 0; i < HW; i++) {
             mb[i] = 1.f - mb[i] / (float)K;
-            if (mb[i] > mx)
-                mx = mb[i];
+            if (mb[i] > mx || mb[i] != mb[i]) /* NaN wins, as in torch.amax */
+                mx = mb[i] != mb[i] || mx != mx ? NAN : mb[i];
         }
         score[b] = mx;
     }

@@ -119,6 +119,10 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
                       c->max_batch);
     const uf_model *m = c->m;
     const uf_model_info *info = &m->info;
+    size_t n = (size_t)batch * 3 * info->height * info->width;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(input[i]))
+            return uf_err(err, UF_ERR_ARG, "input has a non-finite value at element %zu", i);
     m->bb_ops->run(m->bb, info, &c->ex, input, batch, c->bb_scratch, c->feats);
     uf_flow_run(m, &c->ex, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
     uf_anomaly_map(info, (const float *const *)c->z, batch, c->map_scratch, c->map, c->score);

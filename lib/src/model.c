@@ -104,13 +104,25 @@ static float half_to_float(uint16_t h)
     return out;
 }
 
+/* A NaN or inf weight would silently poison every output: reject it at load. */
+static const float *check_finite(uf_model *m, const char *name, const float *x, uint64_t n, uf_error *err)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            uf_err(err, UF_ERR_TENSOR, "tensor '%s%s' has a non-finite value at element %llu",
+                   m->prefix, name, (unsigned long long)i);
+            return NULL;
+        }
+    return x;
+}
+
 const float *uf_model_f32(uf_model *m, const char *name, int ndim, const int64_t *shape, uf_error *err)
 {
     const uf_st_tensor *t = lookup(m, name, ndim, shape, err);
     if (!t)
         return NULL;
     if (t->dtype == UF_DT_F32 && ((uintptr_t)t->data & 3) == 0)
-        return t->data; /* zero-copy: the mapping is the weight */
+        return check_finite(m, name, t->data, t->numel, err); /* zero-copy: the mapping is the weight */
     if (t->dtype != UF_DT_F32 && t->dtype != UF_DT_F64 && t->dtype != UF_DT_F16 &&
         t->dtype != UF_DT_BF16) {
         uf_err(err, UF_ERR_TENSOR, "tensor '%s%s' has dtype %s; expected F32 (or F16/BF16/F64)",
@@ -146,7 +158,7 @@ const float *uf_model_f32(uf_model *m, const char *name, int ndim, const int64_t
         }
         }
     }
-    return out;
+    return check_finite(m, name, out, t->numel, err);
 }
 
 /* Everything the loaders did not take must be bookkeeping, not a parameter we would ignore. */

@@ -41,6 +41,10 @@ static uf_status load_conv_bn(uf_model *m, const char *cname, const char *bname,
         if (!(bn[i] = uf_model_f32(m, name, 1, cshape, err)))
             return err ? err->status : UF_ERR_TENSOR;
     }
+    for (int o = 0; o < cout; o++)
+        if (!(bn[3][o] >= 0.f))
+            return uf_err(err, UF_ERR_TENSOR, "tensor '%s%s.running_var': channel %d is negative",
+                          pre, bname, o);
     /* num_batches_tracked is training bookkeeping; accept it when present. */
     snprintf(name, sizeof name, "%s%s.num_batches_tracked", pre, bname);
     (void)uf_model_expect(m, name, 0, NULL, NULL);

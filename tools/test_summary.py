@@ -27,7 +27,8 @@ for path in paths:
     with open(path) as f:
         for line in f:
             t = json.loads(line)
-            res, out = t.get("result"), t.get("stdout") or ""
+            res = t.get("result")
+            out = (t.get("stdout") or "") + (t.get("stderr") or "")  # cmocka reports on stderr
             if res == "SKIP":
                 skipped += 1
                 continue

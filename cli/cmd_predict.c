@@ -15,27 +15,59 @@ static void help(FILE *f)
     fprintf(f, "usage: uflow predict --model M.safetensors [--heatmap-dir DIR] [--threads N] IMAGE...\n\n"
                "Prints one JSON object per image: path, score (max of the anomaly map), and when the\n"
                "model carries post-processing statistics normalized_score and label; with\n"
-               "--heatmap-dir, the path of a turbo-colormap PNG of the anomaly map.\n"
+               "--heatmap-dir, the paths of a turbo-colormap PNG of the anomaly map (<name>.heatmap.png)\n"
+               "and of that heatmap blended over the image (<name>.overlay.png).\n"
                "Exit status 1 if any image failed (its line has an \"error\").\n");
 }
 
-/* DIR/<image basename without extension>.heatmap.png */
-static void heatmap_path(char *buf, size_t n, const char *dir, const char *image)
+/* DIR/<image basename without extension>.<kind>.png */
+static void out_path(char *buf, size_t n, const char *dir, const char *image, const char *kind)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", image);
     char *base = basename(tmp), *dot = strrchr(base, '.');
     if (dot && dot != base)
         *dot = '\0';
-    snprintf(buf, n, "%s/%s.heatmap.png", dir, base);
+    snprintf(buf, n, "%s/%s.%s.png", dir, base, kind);
+}
+
+/* Whole file in memory (the overlay needs the encoded image again); NULL + err on failure. */
+static void *slurp(const char *path, size_t *len, uf_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    void *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc(n ? (size_t)n : 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        *len = (size_t)n;
+        return buf;
+    }
+    snprintf(err->msg, sizeof err->msg, "cannot read '%s'", path);
+    free(buf);
+    if (f)
+        fclose(f);
+    return NULL;
+}
+
+static int write_png(const char *path, void *png, size_t len, uf_error *err)
+{
+    uf_status s = uf_write_file(path, png, len, err);
+    uf_free(png);
+    return s == UF_OK ? 0 : -1;
 }
 
 static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path, const char *hdir,
                        float *x, json_t *o, uf_error *err)
 {
     uf_result r;
-    if (uf_image_load_file(path, info, NULL, x, err) != UF_OK || uf_ctx_run(ctx, x, 1, &r, err) != UF_OK)
+    size_t len = 0;
+    void *bytes = slurp(path, &len, err);
+    if (!bytes)
         return -1;
+    int rc = -1;
+    if (uf_image_load_buffer(bytes, len, info, NULL, x, err) != UF_OK || uf_ctx_run(ctx, x, 1, &r, err) != UF_OK)
+        goto done;
     json_object_set_new(o, "score", json_real(r.pred_score[0]));
     if (r.norm_score) {
         json_object_set_new(o, "normalized_score", json_real(r.norm_score[0]));
@@ -43,18 +75,25 @@ static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
     }
     if (hdir) {
         void *png = NULL;
-        size_t len = 0;
-        char hp[4096];
-        heatmap_path(hp, sizeof hp, hdir, path);
-        if (uf_heatmap_png(r.anomaly_map, r.height, r.width, 0.f, 1.f, &png, &len, err) != UF_OK)
-            return -1;
-        uf_status s = uf_write_file(hp, png, len, err);
-        uf_free(png);
-        if (s != UF_OK)
-            return -1;
+        size_t plen = 0;
+        char hp[4096], op[4096];
+        out_path(hp, sizeof hp, hdir, path, "heatmap");
+        out_path(op, sizeof op, hdir, path, "overlay");
+        /* raw anomaly-map values are in [0, 1] */
+        if (uf_heatmap_png(r.anomaly_map, r.height, r.width, 0.f, 1.f, &png, &plen, err) != UF_OK ||
+            write_png(hp, png, plen, err) != 0)
+            goto done;
+        if (uf_overlay_png(bytes, len, r.anomaly_map, r.height, r.width, 0.f, 1.f, 0.5f, NULL, &png,
+                           &plen, err) != UF_OK ||
+            write_png(op, png, plen, err) != 0)
+            goto done;
         json_object_set_new(o, "heatmap", json_string(hp));
+        json_object_set_new(o, "overlay", json_string(op));
     }
-    return 0;
+    rc = 0;
+done:
+    free(bytes);
+    return rc;
 }
 
 int cmd_predict(int argc, char **argv)

@@ -1,0 +1,206 @@
+/* test_cli.c — the `uflow` command line as a user runs it: the infer contract (file names,
+ * tensor names, shapes, values against anomalib's outputs), predict's JSON lines and PNGs,
+ * inspect, bench, create, and exit codes for bad input. argv[1] is the uflow binary. */
+#include "util.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *uflow;
+static char tmpdir[] = "/tmp/uflow_test_cli_XXXXXX";
+
+/* Run a shell command line, capture stdout+stderr into out (truncated), return exit status. */
+static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t n, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void tmp(char *buf, size_t n, const char *file) { ut_path(buf, n, tmpdir, file); }
+
+static void golden_model(char *buf, size_t n) { ut_path(buf, n, ut_golden_dir(), "resnet18_256_s4.safetensors"); }
+
+static void test_infer_tensor(void **state)
+{
+    (void)state;
+    char model[1024], in[1024], outp[1024], out[8192];
+    golden_model(model, sizeof model);
+    tmp(in, sizeof in, "in.safetensors");
+    tmp(outp, sizeof outp, "out.safetensors");
+    uf_st *exp = ut_open(ut_golden_dir(), "expected_random.safetensors");
+    uf_st_writer *w = uf_st_writer_new();
+    int64_t shp[4] = {1, 3, 256, 256};
+    uf_error err;
+    assert_int_equal(uf_st_writer_add(w, "image", UF_DT_F32, 4, shp, ut_f32(exp, "input", NULL), &err), UF_OK);
+    assert_int_equal(uf_st_writer_save(w, in, &err), UF_OK);
+    uf_st_writer_free(w);
+    int rc = run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --threads 2", uflow, model, in, outp);
+    if (rc != 0)
+        fail_msg("uflow infer failed (%d): %s", rc, out);
+    uf_st *got = ut_open(tmpdir, "out.safetensors");
+    static const struct { const char *name; int ndim; int64_t shape[4]; double tol; } want[] = {
+        {"z.0", 4, {1, 84, 64, 64}, 0.0168}, {"z.1", 4, {1, 80, 32, 32}, 0.0145},
+        {"z.2", 4, {1, 128, 16, 16}, 0.0081}, {"log_jac_det", 1, {1}, 2.0},
+        {"anomaly_map", 4, {1, 1, 256, 256}, 1e-4}, {"pred_score", 1, {1}, 1e-4}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const uf_st_tensor *t = uf_st_find(got, want[i].name);
+        if (!t)
+            fail_msg("infer output lacks '%s'", want[i].name);
+        assert_int_equal(t->dtype, UF_DT_F32);
+        assert_int_equal(t->ndim, want[i].ndim);
+        for (int d = 0; d < t->ndim; d++)
+            assert_int_equal(t->shape[d], want[i].shape[d]);
+        size_t n;
+        const float *ref = ut_f32(exp, want[i].name, &n);
+        assert_int_equal(n, t->numel);
+        double e = ut_max_abs(t->data, ref, n);
+        print_message("  infer %-12s max|err| %.3g\n", want[i].name, e);
+        assert_true(e <= want[i].tol);
+    }
+    assert_null(uf_st_find(got, "image")); /* only with --image */
+    uf_st_close(got);
+    uf_st_close(exp);
+}
+
+static void test_infer_images(void **state)
+{
+    (void)state;
+    char model[1024], outp[1024], out[8192], dir[1024];
+    golden_model(model, sizeof model);
+    tmp(outp, sizeof outp, "imgs.safetensors");
+    ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
+    int rc = run(out, sizeof out, "%s infer --model %s --image %s/texture_300x280.png --image %s/defect_640x480.jpg --out %s",
+                 uflow, model, dir, dir, outp);
+    if (rc != 0)
+        fail_msg("uflow infer --image failed (%d): %s", rc, out);
+    uf_st *got = ut_open(tmpdir, "imgs.safetensors"), *exp = ut_open(ut_golden_dir(), "expected_images.safetensors");
+    size_t n, m;
+    const float *img = ut_f32(got, "image", &n), *ref = ut_f32(exp, "input", &m);
+    assert_int_equal(n, m);
+    assert_true(ut_max_abs(img, ref, n) <= 0.02);
+    const float *map = ut_f32(got, "anomaly_map", &n), *rmap = ut_f32(exp, "anomaly_map", &m);
+    assert_int_equal(n, m);
+    assert_true(ut_mean_abs(map, rmap, n) <= 1e-3);
+    assert_int_equal(uf_st_find(got, "pred_score")->shape[0], 2);
+    uf_st_close(got);
+    uf_st_close(exp);
+}
+
+static void test_predict(void **state)
+{
+    (void)state;
+    char model[1024], hdir[1024], out[8192], dir[1024];
+    golden_model(model, sizeof model);
+    tmp(hdir, sizeof hdir, "heat");
+    ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
+    int rc = run(out, sizeof out, "%s predict --model %s --heatmap-dir %s %s/texture_300x280.png %s/defect_640x480.jpg",
+                 uflow, model, hdir, dir, dir);
+    if (rc != 0)
+        fail_msg("uflow predict failed (%d): %s", rc, out);
+    uf_st *exp = ut_open(ut_golden_dir(), "expected_images.safetensors");
+    const float *ps = ut_f32(exp, "pred_score", NULL);
+    char *line = strtok(out, "\n");
+    for (int i = 0; i < 2; i++, line = strtok(NULL, "\n")) {
+        assert_non_null(line);
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        if (!o)
+            fail_msg("not JSON: %s", line);
+        double score = json_real_value(json_object_get(o, "score"));
+        print_message("  predict %s score %.6f (anomalib %.6f)\n", json_string_value(json_object_get(o, "path")), score, ps[i]);
+        assert_true(fabs(score - ps[i]) <= 1e-3);
+        assert_null(json_object_get(o, "label")); /* no post-processing statistics */
+        struct stat sb;
+        const char *hp = json_string_value(json_object_get(o, "heatmap"));
+        const char *op = json_string_value(json_object_get(o, "overlay"));
+        assert_true(hp && stat(hp, &sb) == 0 && sb.st_size > 100);
+        assert_true(op && stat(op, &sb) == 0 && sb.st_size > 100);
+        json_decref(o);
+    }
+    uf_st_close(exp);
+    /* a missing image: its own error line, exit status 1, other images still scored */
+    rc = run(out, sizeof out, "%s predict --model %s /nonexistent.png %s/texture_300x280.png", uflow, model, dir);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "\"error\""));
+    assert_non_null(strstr(out, "\"score\""));
+}
+
+static void test_inspect_create_bench(void **state)
+{
+    (void)state;
+    char model[1024], out[8192], small[1024];
+    golden_model(model, sizeof model);
+    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, model), 0);
+    assert_non_null(strstr(out, "resnet18"));
+    assert_non_null(strstr(out, "5971031 elements"));
+    assert_non_null(strstr(out, "84x64x64"));
+    tmp(small, sizeof small, "small.safetensors");
+    assert_int_equal(run(out, sizeof out, "%s create --out %s --input-size 64x96 --flow-steps 2 --seed 3", uflow, small), 0);
+    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, small), 0);
+    assert_non_null(strstr(out, "64x96"));
+    assert_int_equal(run(out, sizeof out, "%s bench --model %s --iters 2 --warmup 0 --json", uflow, small), 0);
+    json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(o);
+    assert_true(json_real_value(json_object_get(o, "images_per_s")) > 0);
+    json_decref(o);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    char out[8192], model[1024], bad[1024];
+    golden_model(model, sizeof model);
+    assert_int_equal(run(out, sizeof out, "%s", uflow), 2);
+    assert_int_equal(run(out, sizeof out, "%s frobnicate", uflow), 2);
+    assert_int_equal(run(out, sizeof out, "%s infer --model %s", uflow, model), 2); /* no input/out */
+    assert_int_equal(run(out, sizeof out, "%s bench --model %s --batch 0", uflow, model), 2);
+    assert_int_equal(run(out, sizeof out, "%s inspect /nonexistent.safetensors", uflow), 1);
+    assert_non_null(strstr(out, "cannot open"));
+    tmp(bad, sizeof bad, "bad.safetensors");
+    FILE *f = fopen(bad, "wb");
+    fputs("not a model", f);
+    fclose(f);
+    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, bad), 1);
+    assert_non_null(strstr(out, "header length"));
+    assert_int_equal(run(out, sizeof out, "%s create --out %s --input-size 100", uflow, bad), 1);
+    assert_non_null(strstr(out, "multiples of 16"));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cli PATH/TO/uflow\n");
+        return 2;
+    }
+    uflow = argv[1];
+    if (!mkdtemp(tmpdir))
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_infer_tensor), cmocka_unit_test(test_infer_images),
+        cmocka_unit_test(test_predict),      cmocka_unit_test(test_inspect_create_bench),
+        cmocka_unit_test(test_errors),
+    };
+    int rc = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return rc;
+}

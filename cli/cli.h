@@ -9,6 +9,10 @@ int cmd_predict(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_create(int argc, char **argv);
+int cmd_nfa(int argc, char **argv);
+
+/* Parse NFA option `name` ("window", "prob-thr", "epsilon") into o; -1 + message if invalid. */
+int cli_nfa_opt(const char *cmd, const char *name, const char *val, uf_nfa_opts *o);
 
 /* Exit codes: 0 ok, 1 runtime failure (bad model, image, I/O), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -14,10 +14,12 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: uflow infer --model M.safetensors (--tensor IN.safetensors | --image A [--image B ...])\n"
-            "                   --out OUT.safetensors [--nfa] [--threads N]\n\n"
+            "                   --out OUT.safetensors [--threads N]\n"
+            "                   [--nfa [--nfa-window 7] [--nfa-prob-thr 0.5] [--nfa-epsilon 0] [--nfa-high-precision]]\n\n"
             "IN holds 'image': float32 [B,3,H,W], already normalised. OUT holds z.0..z.{K-1} (finest\n"
             "first), log_jac_det [B], anomaly_map [B,1,H,W], pred_score [B] and, with --image, 'image'\n"
-            "(the normalised input computed from the files).\n");
+            "(the normalised input computed from the files). --nfa adds minus_log10_nfa (F64\n"
+            "[B,1,H,W]) and nfa_mask (U8 [B,1,H,W], 1 = anomalous; see docs/nfa.md).\n");
 }
 
 /* Reads IN's 'image' into a fresh buffer after checking it fits the model. */
@@ -44,8 +46,8 @@ static float *read_tensor(const char *path, const uf_model_info *info, int *B, u
     return x;
 }
 
-static int write_out(const char *path, const uf_result *r, const float *image, int B,
-                     uf_error *err)
+static int write_out(const char *path, const uf_result *r, const uf_nfa_result *nfa,
+                     const float *image, int B, uf_error *err)
 {
     uf_st_writer *w = uf_st_writer_new();
     if (!w) {
@@ -68,6 +70,10 @@ static int write_out(const char *path, const uf_result *r, const float *image, i
         s = uf_st_writer_add(w, "pred_score", UF_DT_F32, 1, b1, r->pred_score, err);
     if (!s && image)
         s = uf_st_writer_add(w, "image", UF_DT_F32, 4, img, image, err);
+    if (!s && nfa)
+        s = uf_st_writer_add(w, "minus_log10_nfa", UF_DT_F64, 4, map, nfa->minus_log10_nfa, err);
+    if (!s && nfa)
+        s = uf_st_writer_add(w, "nfa_mask", UF_DT_U8, 4, map, nfa->mask, err);
     if (!s)
         s = uf_st_writer_meta(w, "producer", "uflow infer " UF_VERSION_STRING, err);
     if (!s)
@@ -82,9 +88,12 @@ int cmd_infer(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"tensor", required_argument, 0, 't'},
         {"image", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'},
         {"nfa", no_argument, 0, 'n'},         {"threads", required_argument, 0, 'T'},
+        {"nfa-window", required_argument, 0, 'W'}, {"nfa-prob-thr", required_argument, 0, 'P'},
+        {"nfa-epsilon", required_argument, 0, 'E'}, {"nfa-high-precision", no_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *model = NULL, *tensor = NULL, *out = NULL, *images[MAX_IMAGES];
     int n_images = 0, nfa = 0, threads = 0, c;
+    uf_nfa_opts no = uf_nfa_opts_default();
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -99,6 +108,10 @@ int cmd_infer(int argc, char **argv)
             break;
         case 'o': out = optarg; break;
         case 'n': nfa = 1; break;
+        case 'W': if (cli_nfa_opt("infer", "window", optarg, &no)) return CLI_USAGE; break;
+        case 'P': if (cli_nfa_opt("infer", "prob-thr", optarg, &no)) return CLI_USAGE; break;
+        case 'E': if (cli_nfa_opt("infer", "epsilon", optarg, &no)) return CLI_USAGE; break;
+        case 'H': no.high_precision = 1; break;
         case 'T':
             if ((threads = cli_int("infer", "--threads", optarg, 1, 256)) < 0)
                 return CLI_USAGE;
@@ -111,10 +124,6 @@ int cmd_infer(int argc, char **argv)
         fprintf(stderr, "uflow infer: need --model, --out and exactly one of --tensor / --image\n");
         help(stderr);
         return CLI_USAGE;
-    }
-    if (nfa) {
-        fprintf(stderr, "uflow infer: --nfa is not implemented yet (NFA issue)\n");
-        return CLI_FAIL;
     }
     uf_model *m = cli_load_model("infer", model);
     if (!m)
@@ -141,7 +150,10 @@ int cmd_infer(int argc, char **argv)
     uf_result r;
     if (uf_ctx_init(m, &o, &ctx, &err) != UF_OK || uf_ctx_run(ctx, x, B, &r, &err) != UF_OK)
         goto done;
-    if (write_out(out, &r, tensor ? NULL : x, B, &err) != 0)
+    uf_nfa_result nr;
+    if (nfa && uf_ctx_nfa(ctx, &no, &nr, &err) != UF_OK)
+        goto done;
+    if (write_out(out, &r, nfa ? &nr : NULL, tensor ? NULL : x, B, &err) != 0)
         goto done;
     rc = CLI_OK;
 done:

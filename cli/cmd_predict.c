@@ -12,11 +12,16 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: uflow predict --model M.safetensors [--heatmap-dir DIR] [--threads N] IMAGE...\n\n"
+    fprintf(f, "usage: uflow predict --model M.safetensors [--heatmap-dir DIR] [--mask-dir DIR] [--nfa]\n"
+               "                     [--nfa-window 7] [--nfa-prob-thr 0.5] [--nfa-epsilon 0]\n"
+               "                     [--threads N] IMAGE...\n\n"
                "Prints one JSON object per image: path, score (max of the anomaly map), and when the\n"
                "model carries post-processing statistics normalized_score and label; with\n"
                "--heatmap-dir, the paths of a turbo-colormap PNG of the anomaly map (<name>.heatmap.png)\n"
-               "and of that heatmap blended over the image (<name>.overlay.png).\n"
+               "and of that heatmap blended over the image (<name>.overlay.png). --nfa adds the\n"
+               "a-contrario test: \"nfa\": {label, anomalous_fraction, min_log10_nfa}, and \"label\"\n"
+               "comes from it when the model has no post-processing statistics; --mask-dir (implies\n"
+               "--nfa) writes the defect mask as <name>.mask.png (white = anomalous).\n"
                "Exit status 1 if any image failed (its line has an \"error\").\n");
 }
 
@@ -57,9 +62,16 @@ static int write_png(const char *path, void *png, size_t len, uf_error *err)
     return s == UF_OK ? 0 : -1;
 }
 
-static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path, const char *hdir,
-                       float *x, json_t *o, uf_error *err)
+typedef struct predict_opts {
+    const char *hdir, *mdir;
+    int nfa;
+    uf_nfa_opts no;
+} predict_opts;
+
+static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
+                       const predict_opts *po, float *x, json_t *o, uf_error *err)
 {
+    const char *hdir = po->hdir;
     uf_result r;
     size_t len = 0;
     void *bytes = slurp(path, &len, err);
@@ -72,6 +84,26 @@ static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
     if (r.norm_score) {
         json_object_set_new(o, "normalized_score", json_real(r.norm_score[0]));
         json_object_set_new(o, "label", json_string(r.label[0] ? "anomalous" : "normal"));
+    }
+    if (po->nfa) {
+        uf_nfa_result nr;
+        if (uf_ctx_nfa(ctx, &po->no, &nr, err) != UF_OK)
+            goto done;
+        json_object_set_new(o, "nfa", json_pack("{s:s,s:f,s:f}", "label", nr.label[0] ? "anomalous" : "normal",
+                                                "anomalous_fraction", (double)nr.anomalous_fraction[0],
+                                                "min_log10_nfa", nr.min_log10_nfa[0]));
+        if (!r.norm_score)
+            json_object_set_new(o, "label", json_string(nr.label[0] ? "anomalous" : "normal"));
+        if (po->mdir) {
+            char mp[4096];
+            void *png = NULL;
+            size_t plen = 0;
+            out_path(mp, sizeof mp, po->mdir, path, "mask");
+            if (uf_mask_png(nr.mask, nr.height, nr.width, &png, &plen, err) != UF_OK ||
+                write_png(mp, png, plen, err) != 0)
+                goto done;
+            json_object_set_new(o, "mask", json_string(mp));
+        }
     }
     if (hdir) {
         void *png = NULL;
@@ -100,16 +132,27 @@ int cmd_predict(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"heatmap-dir", required_argument, 0, 'd'},
+                                         {"mask-dir", required_argument, 0, 'M'},
+                                         {"nfa", no_argument, 0, 'n'},
+                                         {"nfa-window", required_argument, 0, 'W'},
+                                         {"nfa-prob-thr", required_argument, 0, 'P'},
+                                         {"nfa-epsilon", required_argument, 0, 'E'},
                                          {"threads", required_argument, 0, 'T'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *model = NULL, *hdir = NULL;
+    const char *model = NULL;
+    predict_opts po = {.no = uf_nfa_opts_default()};
     int threads = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd': hdir = optarg; break;
+        case 'd': po.hdir = optarg; break;
+        case 'M': po.mdir = optarg; po.nfa = 1; break;
+        case 'n': po.nfa = 1; break;
+        case 'W': if (cli_nfa_opt("predict", "window", optarg, &po.no)) return CLI_USAGE; break;
+        case 'P': if (cli_nfa_opt("predict", "prob-thr", optarg, &po.no)) return CLI_USAGE; break;
+        case 'E': if (cli_nfa_opt("predict", "epsilon", optarg, &po.no)) return CLI_USAGE; break;
         case 'T':
             if ((threads = cli_int("predict", "--threads", optarg, 1, 256)) < 0)
                 return CLI_USAGE;
@@ -122,13 +165,15 @@ int cmd_predict(int argc, char **argv)
         help(stderr);
         return CLI_USAGE;
     }
-    if (hdir && mkdir(hdir, 0755) != 0) {
-        struct stat sb;
-        if (stat(hdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "uflow predict: cannot create heatmap directory '%s'\n", hdir);
-            return CLI_FAIL;
+    const char *dirs[2] = {po.hdir, po.mdir};
+    for (int i = 0; i < 2; i++)
+        if (dirs[i] && mkdir(dirs[i], 0755) != 0) {
+            struct stat sb;
+            if (stat(dirs[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+                fprintf(stderr, "uflow predict: cannot create directory '%s'\n", dirs[i]);
+                return CLI_FAIL;
+            }
         }
-    }
     uf_model *m = cli_load_model("predict", model);
     if (!m)
         return CLI_FAIL;
@@ -146,7 +191,7 @@ int cmd_predict(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         json_t *o = json_object();
         json_object_set_new(o, "path", json_string(argv[i]));
-        if (predict_one(ctx, info, argv[i], hdir, x, o, &err) != 0) {
+        if (predict_one(ctx, info, argv[i], &po, x, o, &err) != 0) {
             json_object_set_new(o, "error", json_string(err.msg));
             failed = 1;
         }

@@ -14,6 +14,7 @@ static const struct {
     {"inspect", cmd_inspect, "print a model's config, size and scales"},
     {"bench", cmd_bench, "measure throughput and latency"},
     {"create", cmd_create, "write a seeded random-weight model of a given config"},
+    {"nfa", cmd_nfa, "the a-contrario NFA map and mask from stored latents"},
 };
 
 static void usage(FILE *f)

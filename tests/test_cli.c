@@ -162,6 +162,85 @@ static void test_inspect_create_bench(void **state)
     json_decref(o);
 }
 
+/* --nfa on infer, and `uflow nfa` on the stored latents, against anomalib's NFA outputs. */
+static void check_nfa_out(const char *file, const uf_st *exp)
+{
+    uf_st *got = ut_open(tmpdir, file);
+    const uf_st_tensor *m = uf_st_find(got, "minus_log10_nfa"), *k = uf_st_find(got, "nfa_mask");
+    const uf_st_tensor *rm = uf_st_find(exp, "nfa_lp.minus_log10_nfa"), *rk = uf_st_find(exp, "anomalib_nfa_mask_lp");
+    assert_true(m && k && rm && rk);
+    assert_int_equal(m->dtype, UF_DT_F64);
+    assert_int_equal(k->dtype, UF_DT_U8);
+    assert_int_equal(m->numel, rm->numel);
+    const double *a = m->data, *b = rm->data;
+    const uint8_t *ka = k->data, *kb = rk->data;
+    double e = 0;
+    size_t flipped = 0;
+    for (size_t i = 0; i < m->numel; i++) {
+        e = fmax(e, fabs(a[i] - b[i]));
+        flipped += ka[i] != !kb[i]; /* ours marks anomalous pixels: anomalib's complement */
+    }
+    print_message("  %s: minus_log10_nfa max|err| %.3g, mask disagreements %zu\n", file, e, flipped);
+    assert_true(e <= 1e-3);
+    assert_int_equal(flipped, 0);
+    uf_st_close(got);
+}
+
+static void test_nfa(void **state)
+{
+    (void)state;
+    char model[1024], in[1024], zin[1024], o1[1024], o2[1024], out[8192], mdir[1024], dir[1024];
+    golden_model(model, sizeof model);
+    uf_st *exp = ut_open(ut_golden_dir(), "expected_random.safetensors");
+    tmp(in, sizeof in, "nfa_in.safetensors");
+    tmp(zin, sizeof zin, "nfa_z.safetensors");
+    tmp(o1, sizeof o1, "nfa_o1.safetensors");
+    tmp(o2, sizeof o2, "nfa_o2.safetensors");
+    uf_error err;
+    uf_st_writer *w = uf_st_writer_new(), *wz = uf_st_writer_new();
+    const uf_st_tensor *t = uf_st_find(exp, "input");
+    assert_int_equal(uf_st_writer_add(w, "image", t->dtype, t->ndim, t->shape, t->data, &err), UF_OK);
+    for (int k = 0; k < 3; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "z.%d", k);
+        t = uf_st_find(exp, name);
+        assert_int_equal(uf_st_writer_add(wz, name, t->dtype, t->ndim, t->shape, t->data, &err), UF_OK);
+    }
+    assert_int_equal(uf_st_writer_save(w, in, &err), UF_OK);
+    assert_int_equal(uf_st_writer_save(wz, zin, &err), UF_OK);
+    uf_st_writer_free(w);
+    uf_st_writer_free(wz);
+    int rc = run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --nfa", uflow, model, in, o1);
+    if (rc)
+        fail_msg("infer --nfa: %s", out);
+    check_nfa_out("nfa_o1.safetensors", exp);
+    rc = run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s", uflow, zin, o2);
+    if (rc)
+        fail_msg("uflow nfa: %s", out);
+    check_nfa_out("nfa_o2.safetensors", exp);
+    uf_st_close(exp);
+    /* bad options are usage errors; a window too large for the coarsest map is a clear failure */
+    assert_int_equal(run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --prob-thr 1.5", uflow, zin, o2), 2);
+    assert_int_equal(run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --window 200", uflow, zin, o2), 1);
+    assert_non_null(strstr(out, "scale"));
+    /* predict --mask-dir writes a mask PNG and reports the NFA fields */
+    tmp(mdir, sizeof mdir, "masks");
+    ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
+    rc = run(out, sizeof out, "%s predict --model %s --mask-dir %s %s/defect_640x480.jpg", uflow, model, mdir, dir);
+    if (rc)
+        fail_msg("predict --mask-dir: %s", out);
+    json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(o);
+    json_t *nfa = json_object_get(o, "nfa");
+    assert_non_null(nfa);
+    assert_true(json_is_real(json_object_get(nfa, "min_log10_nfa")));
+    assert_non_null(json_object_get(o, "label")); /* from the NFA: no post-processing stats */
+    struct stat sb;
+    const char *mp = json_string_value(json_object_get(o, "mask"));
+    assert_true(mp && stat(mp, &sb) == 0 && sb.st_size > 50);
+    json_decref(o);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -195,7 +274,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infer_tensor), cmocka_unit_test(test_infer_images),
         cmocka_unit_test(test_predict),      cmocka_unit_test(test_inspect_create_bench),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_nfa),          cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
     char cmd[256];

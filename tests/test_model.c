@@ -196,11 +196,23 @@ static void test_ctx_limits(void **state)
     assert_int_equal(uf_ctx_init(m, NULL, &ctx, &err), UF_OK);
     float x[3 * 32 * 32] = {0};
     uf_result r;
+    uf_nfa_result nr;
+    assert_int_equal(uf_ctx_nfa(ctx, NULL, &nr, &err), UF_ERR_ARG); /* nothing run yet */
     assert_int_equal(uf_ctx_run(ctx, x, 2, &r, &err), UF_ERR_ARG);
     assert_non_null(strstr(err.msg, "max_batch"));
     assert_int_equal(uf_ctx_run(ctx, x, 0, &r, &err), UF_ERR_ARG);
     assert_int_equal(uf_ctx_run(ctx, x, 1, &r, &err), UF_OK);
     assert_null(r.norm_score); /* no post-processing statistics in this model */
+    /* 32x32 input: latents 8x8, 4x4, 2x2; windows shrink per scale (7, 3, 3), and reflect
+     * padding needs each map larger than its half window (3, 1, 1): all fit. */
+    assert_int_equal(uf_ctx_nfa(ctx, NULL, &nr, &err), UF_OK);
+    assert_int_equal(nr.batch, 1);
+    for (int i = 0; i < 32 * 32; i++)
+        assert_true(isfinite(nr.minus_log10_nfa[i]) && nr.mask[i] <= 1);
+    uf_nfa_opts big = uf_nfa_opts_default();
+    big.window = 40; /* half 20 > the 8x8 finest latent */
+    assert_int_equal(uf_ctx_nfa(ctx, &big, &nr, &err), UF_ERR_ARG);
+    assert_int_equal(uf_ctx_nfa(ctx, NULL, &nr, &err), UF_OK); /* still usable afterwards */
     assert_true(isfinite(r.pred_score[0]));
     x[5] = NAN; /* non-finite input is an error, not a silently finite (ReLU-eaten) score */
     assert_int_equal(uf_ctx_run(ctx, x, 1, &r, &err), UF_ERR_ARG);

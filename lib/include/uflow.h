@@ -185,11 +185,36 @@ typedef struct uf_result {
     const int *label;                        /* [B] 1 = anomalous, when norm_score != NULL */
 } uf_result;
 
+/* The a-contrario NFA test (U-Flow paper; docs/nfa.md): an unsupervised defect mask from the
+ * latents, no calibration. */
+typedef struct uf_nfa_opts {
+    int window;          /* window size at the finest scale, halved per scale; default 7 */
+    double prob_thr;     /* chi2 tail probability defining tau, in (0, 1); default 0.5 */
+    double epsilon;      /* mask = minus_log10_nfa > epsilon (NFA < 10^-epsilon); default 0 */
+    int high_precision;  /* compare z^2 >= tau in double; default 0 */
+} uf_nfa_opts;
+
+uf_nfa_opts uf_nfa_opts_default(void);
+
+typedef struct uf_nfa_result {
+    int batch, height, width;
+    const double *minus_log10_nfa;    /* [B, 1, H, W], finite everywhere */
+    const uint8_t *mask;              /* [B, 1, H, W], 1 = anomalous (the paper's sign) */
+    const float *anomalous_fraction;  /* [B] */
+    const double *min_log10_nfa;      /* [B] */
+    const int *label;                 /* [B] 1 = some pixel anomalous */
+} uf_nfa_result;
+
 uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, uf_error *err);
 void uf_ctx_free(uf_ctx *ctx);
 
 /* Run the model on `batch` already normalised images, float32 [batch, 3, H, W] C-order. */
 uf_status uf_ctx_run(uf_ctx *ctx, const float *input, int batch, uf_result *res, uf_error *err);
+
+/* The NFA test on the latents of the last successful uf_ctx_run of this context (NULL opts =
+ * defaults). Tables and buffers are built on the first call and rebuilt only when the options
+ * change, so steady-state calls allocate nothing. Results live in the context like uf_result. */
+uf_status uf_ctx_nfa(uf_ctx *ctx, const uf_nfa_opts *opts, uf_nfa_result *res, uf_error *err);
 
 /* Bytes of scratch memory the context holds. */
 size_t uf_ctx_scratch_bytes(const uf_ctx *ctx);
@@ -230,10 +255,13 @@ uf_status uf_overlay_png(const void *image, size_t image_len, const float *map, 
                          float vmin, float vmax, float alpha, const uf_image_opts *opts,
                          void **png, size_t *png_len, uf_error *err);
 
+/* Encode a mask [h, w] (non-zero = anomalous) as an 8-bit greyscale PNG (255 = anomalous). */
+uf_status uf_mask_png(const uint8_t *mask, int h, int w, void **png, size_t *png_len, uf_error *err);
+
 /* Write a PNG buffer to a file. */
 uf_status uf_write_file(const char *path, const void *data, size_t len, uf_error *err);
 
-/* Free memory returned by uf_heatmap_png / uf_overlay_png. */
+/* Free memory returned by uf_heatmap_png / uf_overlay_png / uf_mask_png. */
 void uf_free(void *p);
 
 #ifdef __cplusplus

@@ -2,6 +2,7 @@
  * forward pass backbone -> flow -> anomaly map -> post-processing. */
 #include "internal.h"
 #include "model.h"
+#include "nfa.h"
 #include "pool.h"
 
 #include <cblas.h>
@@ -20,6 +21,13 @@ struct uf_ctx {
     uf_exec ex;
     int *label;
     size_t bytes;
+    int last_batch;          /* batch of the last successful run, 0 before any */
+    uf_nfa *nfa;             /* built on first use, for nfa_opts */
+    uf_nfa_opts nfa_opts;
+    double *nlnfa, *min_nfa;
+    uint8_t *mask;
+    float *frac;
+    int *nfa_label;
     const uf_flow_observer *obs; /* tests only */
 };
 
@@ -103,6 +111,12 @@ void uf_ctx_free(uf_ctx *c)
     uf_afree(c->score);
     uf_afree(c->norm);
     uf_afree(c->label);
+    uf_nfa_free(c->nfa);
+    uf_afree(c->nlnfa);
+    uf_afree(c->min_nfa);
+    uf_afree(c->mask);
+    uf_afree(c->frac);
+    uf_afree(c->nfa_label);
     free(c);
 }
 
@@ -119,6 +133,7 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
                       c->max_batch);
     const uf_model *m = c->m;
     const uf_model_info *info = &m->info;
+    c->last_batch = 0;
     size_t n = (size_t)batch * 3 * info->height * info->width;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(input[i]))
@@ -127,6 +142,7 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
     uf_flow_run(m, &c->ex, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
     uf_anomaly_map(info, (const float *const *)c->z, batch, c->map_scratch, c->map, c->score);
 
+    c->last_batch = batch;
     memset(r, 0, sizeof *r);
     r->batch = batch;
     r->height = info->height;
@@ -150,5 +166,56 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
         r->norm_score = c->norm;
         r->label = c->label;
     }
+    return UF_OK;
+}
+
+static int nfa_opts_equal(const uf_nfa_opts *a, const uf_nfa_opts *b)
+{
+    return a->window == b->window && a->prob_thr == b->prob_thr && a->epsilon == b->epsilon &&
+           a->high_precision == b->high_precision;
+}
+
+uf_status uf_ctx_nfa(uf_ctx *c, const uf_nfa_opts *opts, uf_nfa_result *r, uf_error *err)
+{
+    if (!c || !r)
+        return uf_err(err, UF_ERR_ARG, "uf_ctx_nfa: NULL argument");
+    if (c->last_batch < 1)
+        return uf_err(err, UF_ERR_ARG, "uf_ctx_nfa: no successful uf_ctx_run on this context yet");
+    uf_nfa_opts o = opts ? *opts : uf_nfa_opts_default();
+    const uf_model_info *info = &c->m->info;
+    int B = c->max_batch;
+    if (!c->nfa || !nfa_opts_equal(&o, &c->nfa_opts)) {
+        uf_nfa *n;
+        uf_status s = uf_nfa_init(info, &o, B, &n, err);
+        if (s)
+            return s;
+        uf_nfa_free(c->nfa);
+        c->nfa = n;
+        c->nfa_opts = o;
+    }
+    size_t HW = (size_t)info->height * info->width;
+    if (!c->nlnfa) {
+        c->nlnfa = uf_aalloc(sizeof(double) * HW * B);
+        c->mask = uf_aalloc(HW * B);
+        c->min_nfa = uf_aalloc(sizeof(double) * B);
+        c->frac = uf_aalloc(sizeof(float) * B);
+        c->nfa_label = uf_aalloc(sizeof(int) * B);
+        if (!c->nlnfa || !c->mask || !c->min_nfa || !c->frac || !c->nfa_label) {
+            uf_afree(c->nlnfa), uf_afree(c->mask), uf_afree(c->min_nfa), uf_afree(c->frac),
+                uf_afree(c->nfa_label);
+            c->nlnfa = c->min_nfa = NULL, c->mask = NULL, c->frac = NULL, c->nfa_label = NULL;
+            return uf_err(err, UF_ERR_NOMEM, "out of memory for the NFA maps");
+        }
+    }
+    int b = c->last_batch;
+    uf_status s = uf_nfa_run(c->nfa, (const float *const *)c->z, b, c->nlnfa, c->mask, c->frac,
+                             c->min_nfa, err);
+    if (s)
+        return s;
+    for (int i = 0; i < b; i++)
+        c->nfa_label[i] = c->frac[i] > 0.f;
+    *r = (uf_nfa_result){.batch = b, .height = info->height, .width = info->width,
+                         .minus_log10_nfa = c->nlnfa, .mask = c->mask, .anomalous_fraction = c->frac,
+                         .min_log10_nfa = c->min_nfa, .label = c->nfa_label};
     return UF_OK;
 }

@@ -78,14 +78,14 @@ static uf_status check_map(const float *map, int h, int w, float vmin, float vma
     return UF_OK;
 }
 
-static uf_status encode_png(const uint8_t *rgb, int w, int h, void **png, size_t *png_len,
-                            uf_error *err)
+static uf_status encode_png_bands(const uint8_t *rgb, int w, int h, int bands, void **png,
+                                  size_t *png_len, uf_error *err)
 {
     uf_status st = uf_img_vips_init(err);
     if (st != UF_OK)
         return st;
     /* Wraps rgb without copying; the image is gone before rgb is freed by the caller. */
-    VipsImage *im = vips_image_new_from_memory(rgb, (size_t)w * (size_t)h * 3, w, h, 3,
+    VipsImage *im = vips_image_new_from_memory(rgb, (size_t)w * (size_t)h * bands, w, h, bands,
                                                VIPS_FORMAT_UCHAR);
     if (!im)
         return uf_img_vips_error(err, "cannot wrap heatmap pixels");
@@ -95,6 +95,27 @@ static uf_status encode_png(const uint8_t *rgb, int w, int h, void **png, size_t
         st = uf_img_vips_error(err, "cannot encode PNG");
     }
     g_object_unref(im);
+    return st;
+}
+
+static uf_status encode_png(const uint8_t *rgb, int w, int h, void **png, size_t *png_len,
+                            uf_error *err)
+{
+    return encode_png_bands(rgb, w, h, 3, png, png_len, err);
+}
+
+uf_status uf_mask_png(const uint8_t *mask, int h, int w, void **png, size_t *png_len, uf_error *err)
+{
+    if (!mask || !png || !png_len || h < 1 || w < 1)
+        return uf_err(err, UF_ERR_ARG, "mask png: bad arguments");
+    size_t n = (size_t)h * (size_t)w;
+    uint8_t *g = malloc(n);
+    if (!g)
+        return uf_err(err, UF_ERR_NOMEM, "mask png: out of memory for %dx%d", w, h);
+    for (size_t i = 0; i < n; i++)
+        g[i] = mask[i] ? 255 : 0;
+    uf_status st = encode_png_bands(g, w, h, 1, png, png_len, err);
+    free(g);
     return st;
 }
 

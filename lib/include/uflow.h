@@ -77,7 +77,8 @@ typedef enum uf_status {
     UF_ERR_ARG,         /* invalid argument from the caller (batch, size, NULL, ...) */
     UF_ERR_IMAGE,       /* an image cannot be decoded or encoded */
     UF_ERR_NOMEM,       /* allocation failed */
-    UF_ERR_UNSUPPORTED  /* valid request for something not implemented */
+    UF_ERR_UNSUPPORTED, /* valid request for something not implemented */
+    UF_ERR_LIMIT        /* input larger than a configured limit (e.g. image pixels) */
 } uf_status;
 
 typedef struct uf_error {

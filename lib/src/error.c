@@ -18,6 +18,7 @@ const char *uf_status_str(uf_status s)
     case UF_ERR_IMAGE: return "image error";
     case UF_ERR_NOMEM: return "out of memory";
     case UF_ERR_UNSUPPORTED: return "not supported";
+    case UF_ERR_LIMIT: return "limit exceeded";
     }
     return "unknown error";
 }

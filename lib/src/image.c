@@ -93,7 +93,7 @@ static uf_status decode_source(VipsSource *src, const uf_image_opts *opts, uint8
     uint64_t limit = opts && opts->max_pixels ? opts->max_pixels : UF_DEFAULT_MAX_PIXELS;
     uint64_t npx = (uint64_t)vips_image_get_width(cur) * (uint64_t)vips_image_get_height(cur);
     if (npx > limit) {
-        st = uf_err(err, UF_ERR_IMAGE, "image is %dx%d = %llu pixels, above the limit of %llu",
+        st = uf_err(err, UF_ERR_LIMIT, "image is %dx%d = %llu pixels, above the limit of %llu",
                     vips_image_get_width(cur), vips_image_get_height(cur),
                     (unsigned long long)npx, (unsigned long long)limit);
         goto done;

@@ -1,0 +1,170 @@
+/* main.c — uflowd: parse the configuration, start HTTP, load models and workers, serve
+ * until SIGTERM/SIGINT, then drain and exit 0.
+ *
+ * Signals are blocked in every thread and taken synchronously here with sigwait(), so no
+ * handler ever runs inside a library call. Exit status: 0 after a drain, 1 when startup
+ * fails (port, model, key file), 2 for usage errors. */
+#include <glib.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "healthcheck.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "models.h"
+#include "server.h"
+#include "util.h"
+#include "workers.h"
+
+/* libvips reports what it could not decode as GLib warnings on stderr; the same text is
+ * in the error answer and the request log line, so the duplicates are dropped here. */
+static void drop_glib_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer ud)
+{
+    (void)domain, (void)level, (void)msg, (void)ud;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Write the port atomically (temp file + rename) so a reader never sees a partial file. */
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok &= fclose(f) == 0;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+/* SIGTERM: readiness off, no new connections, accepted requests finish (queued ones are
+ * cancelled with 503 only if --drain-timeout passes), then everything stops. */
+static void drain(ufd_server *srv, ufd_http *http)
+{
+    const ufd_config *cfg = srv->cfg;
+    atomic_store_explicit(&srv->state, UFD_DRAINING, memory_order_release);
+    ufd_http_quiesce(http);
+    ufd_log(UFD_INFO, "draining: %d requests in flight, %d queued, up to %g s", atomic_load(&srv->inflight),
+            ufd_pool_queued(srv->pool), cfg->drain_timeout);
+    double deadline = ufd_now() + cfg->drain_timeout;
+    while (atomic_load(&srv->inflight) > 0 && ufd_now() < deadline)
+        sleep_ms(5);
+    ufd_pool_close(srv->pool);
+    if (atomic_load(&srv->inflight) > 0) {
+        ufd_log(UFD_WARN, "drain timeout: %d requests still in flight; cancelling %d queued ones",
+                atomic_load(&srv->inflight), ufd_pool_queued(srv->pool));
+        ufd_pool_cancel_queued(srv->pool);
+    }
+    /* MHD must not be stopped while a connection is suspended: wait for running jobs (an
+     * inference cannot be interrupted) */
+    while (ufd_pool_busy(srv->pool) > 0 || ufd_pool_queued(srv->pool) > 0)
+        sleep_ms(5);
+    /* give I/O threads a moment to send the answers of just-resumed requests */
+    for (int i = 0; i < 200 && atomic_load(&srv->inflight) > 0; i++)
+        sleep_ms(5);
+}
+
+int main(int argc, char **argv)
+{
+    ufd_config cfg;
+    switch (ufd_config_parse(&cfg, argc, argv)) {
+    case UFD_CONFIG_OK:
+        break;
+    case UFD_CONFIG_EXIT_OK:
+        ufd_config_free(&cfg);
+        return 0;
+    default:
+        ufd_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.healthcheck) {
+        int rc = ufd_healthcheck(&cfg);
+        ufd_config_free(&cfg);
+        return rc;
+    }
+    ufd_log_init(cfg.log_format);
+    json_object_seed(0);
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
+                      drop_glib_log, NULL);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+
+    ufd_server srv = {.cfg = &cfg, .t_start = ufd_now()};
+    atomic_init(&srv.state, UFD_LOADING);
+    atomic_init(&srv.inflight, 0);
+    char err[512];
+    int rc = 1, port = 0, failures = 0;
+    ufd_http *http = NULL;
+    if (cfg.api_key_file && !(srv.auth = ufd_auth_load(cfg.api_key_file, err, sizeof err))) {
+        ufd_log(UFD_ERROR, "%s", err);
+        goto out;
+    }
+    ufd_metrics_init();
+    if (!(http = ufd_http_start(&srv, &port, err, sizeof err))) {
+        ufd_log(UFD_ERROR, "%s", err);
+        goto out;
+    }
+    if (cfg.port_file && write_port_file(cfg.port_file, port) != 0) {
+        ufd_log(UFD_ERROR, "cannot write the port file '%s'", cfg.port_file);
+        goto out;
+    }
+    if (!(srv.models = ufd_models_load(&cfg, &failures))) {
+        ufd_metrics_load_failures(failures);
+        goto out;
+    }
+    if (!(srv.pool = ufd_pool_create(srv.models, cfg.workers, cfg.threads_per_worker, cfg.queue_size,
+                                     cfg.request_timeout, err, sizeof err))) {
+        ufd_log(UFD_ERROR, "cannot start the workers: %s", err);
+        goto out;
+    }
+    ufd_metrics_set_models(srv.models);
+    atomic_store_explicit(&srv.state, UFD_READY, memory_order_release);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ufd_log(UFD_INFO, "ready: %d models, %d workers x %d threads, queue %d, %s auth", srv.models->n, cfg.workers,
+            cfg.threads_per_worker, cfg.queue_size, srv.auth ? "API key" : "no");
+    if (cores > 0 && (long)cfg.workers * cfg.threads_per_worker > cores)
+        ufd_log(UFD_WARN, "workers x threads-per-worker = %d exceeds the %ld cores: expect slower requests",
+                cfg.workers * cfg.threads_per_worker, cores);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            ufd_log(UFD_WARN, "SIGHUP: model reload is not available yet in this build; ignored");
+            continue;
+        }
+        ufd_log(UFD_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    drain(&srv, http);
+    rc = 0;
+out:
+    ufd_http_stop(http);
+    ufd_pool_destroy(srv.pool);
+    ufd_metrics_free();
+    ufd_models_free(srv.models);
+    ufd_auth_free(srv.auth);
+    if (rc == 0)
+        ufd_log(UFD_INFO, "stopped after %.1f s", ufd_now() - srv.t_start);
+    ufd_config_free(&cfg);
+    return rc;
+}

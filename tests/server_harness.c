@@ -1,0 +1,365 @@
+/* server_harness.c — see server_harness.h. */
+#include "server_harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *uflowd_bin;
+char tmpdir[] = "/tmp/uflowd_test_XXXXXX";
+
+void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+/* Run a command, capture stdout (stderr discarded), return the exit status. */
+int run(char *out, size_t n, const char *cmd)
+{
+    char full[8192];
+    if (strlen(cmd) + 16 > sizeof full)
+        fail_msg("command too long");
+    strcpy(full, cmd);
+    strcat(full, " 2>/dev/null");
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* daemons                                                                                  */
+
+
+#define MAX_DAEMONS 32
+static pid_t started[MAX_DAEMONS];
+static int n_started;
+
+/* Start uflowd with `args` (space-separated) plus --listen 127.0.0.1:0 --port-file; wait
+ * (bounded) until /readyz is 200 when wait_ready, else until /healthz answers at all. */
+void daemon_start(uflowd *d, const char *name, const char *args, int wait_ready)
+{
+    char portfile[1200], argbuf[8192];
+    snprintf(portfile, sizeof portfile, "%s/%s.port", tmpdir, name);
+    snprintf(d->log, sizeof d->log, "%s/%s.log", tmpdir, name);
+    unlink(portfile);
+    snprintf(argbuf, sizeof argbuf, "%s --listen 127.0.0.1:0 --port-file %s", args, portfile);
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)uflowd_bin;
+    for (char *save = NULL, *t = strtok_r(argbuf, " ", &save); t && argc < 63; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    assert_true(n_started < MAX_DAEMONS);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *lf = freopen(d->log, "w", stderr);
+        (void)lf;
+        dup2(2, 1);
+        execv(uflowd_bin, argv);
+        _exit(127);
+    }
+    d->pid = pid;
+    d->port = 0;
+    started[n_started++] = pid;
+    for (int i = 0; i < 3000 && d->port == 0; i++) { /* <= 30 s */
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%d", &d->port) != 1)
+                d->port = 0;
+            fclose(f);
+        }
+        int st;
+        if (d->port == 0 && waitpid(pid, &st, WNOHANG) == pid) {
+            char buf[4096] = "";
+            size_t n;
+            unsigned char *log = slurp(d->log, &n);
+            snprintf(buf, sizeof buf, "%s", log);
+            free(log);
+            d->pid = 0;
+            fail_msg("uflowd %s exited during startup: %s", args, buf);
+        }
+        if (d->port == 0)
+            sleep_ms(10);
+    }
+    if (d->port == 0)
+        fail_msg("uflowd %s wrote no port file", args);
+    const char *probe = wait_ready ? "/readyz" : "/healthz";
+    long code = 0;
+    int done = 0;
+    for (int i = 0; i < 600 && !done; i++) { /* <= 60 s under sanitizers */
+        code = http_get_status(d->port, probe);
+        done = wait_ready ? code == 200 : code != 0;
+        if (!done)
+            sleep_ms(50);
+    }
+    if (!done)
+        fail_msg("uflowd %s never answered %s (last %ld)", args, probe, code);
+}
+
+/* SIGTERM and wait (bounded); the exit status, or -1 if it had to be killed. */
+int daemon_stop(uflowd *d)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 6000; i++) { /* <= 60 s */
+        pid_t w = waitpid(d->pid, &st, WNOHANG);
+        if (w == d->pid) {
+            for (int k = 0; k < n_started; k++)
+                if (started[k] == d->pid)
+                    started[k] = 0;
+            d->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        }
+        sleep_ms(10);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+    return -1;
+}
+
+void kill_all(void)
+{
+    for (int k = 0; k < n_started; k++)
+        if (started[k] > 0) {
+            kill(started[k], SIGKILL);
+            waitpid(started[k], NULL, 0);
+            started[k] = 0;
+        }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* HTTP                                                                                     */
+
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    char *nb = realloc(r->body, r->len + k + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, k);
+    r->len += k;
+    r->body[r->len] = '\0';
+    return k;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    if (r->hlen + k < sizeof r->hdr) {
+        memcpy(r->hdr + r->hlen, p, k);
+        r->hlen += k;
+        r->hdr[r->hlen] = '\0';
+    }
+    return k;
+}
+
+void resp_free(resp *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* Value of response header `name` (case-insensitive) into out; NULL if absent. */
+const char *resp_header(const resp *r, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *l = r->hdr; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (!strncasecmp(l, name, nl) && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = strcspn(v, "\r\n");
+            snprintf(out, n, "%.*s", (int)vl, v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+json_t *resp_json(const resp *r)
+{
+    json_error_t je;
+    json_t *o = r->body ? json_loadb(r->body, r->len, 0, &je) : NULL;
+    if (!o)
+        fail_msg("answer %ld is not JSON: %.300s", r->status, r->body ? r->body : "(empty)");
+    return o;
+}
+
+
+static CURL *make_easy(int port, const char *path, const reqopt *o, resp *r, struct curl_slist **hl)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    *hl = NULL;
+    if (o && o->ctype) {
+        char h[256];
+        snprintf(h, sizeof h, "Content-Type: %s", o->ctype);
+        *hl = curl_slist_append(*hl, h);
+    }
+    if (o && o->h1)
+        *hl = curl_slist_append(*hl, o->h1);
+    if (o && o->h2)
+        *hl = curl_slist_append(*hl, o->h2);
+    if (o && o->mime)
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, o->mime);
+    else if (o && o->body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->len);
+    }
+    if (o && o->method)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, o->method);
+    if (*hl)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hl);
+    return c;
+}
+
+/* One request; r->status is 0 when the transfer failed. */
+long http(resp *r, int port, const char *path, const reqopt *o)
+{
+    memset(r, 0, sizeof *r);
+    struct curl_slist *hl;
+    CURL *c = make_easy(port, path, o, r, &hl);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hl);
+    return r->status;
+}
+
+long http_get_status(int port, const char *path)
+{
+    resp r;
+    long s = http(&r, port, path, NULL);
+    resp_free(&r);
+    return s;
+}
+
+/* n concurrent requests, all alike; tick(ud) is called about every 20 ms while they run. */
+void concurrent(int port, const char *path, const reqopt *o, int n, resp *rs, void (*tick)(void *), void *ud)
+{
+    CURLM *m = curl_multi_init();
+    CURL *e[64];
+    struct curl_slist *hl[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) {
+        memset(&rs[i], 0, sizeof rs[i]);
+        e[i] = make_easy(port, path, o, &rs[i], &hl[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    double t0 = now_s();
+    while (running && now_s() - t0 < 90) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 20, NULL);
+        if (tick)
+            tick(ud);
+    }
+    for (int i = 0; i < n; i++) {
+        curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &rs[i].status);
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        curl_slist_free_all(hl[i]);
+    }
+    curl_multi_cleanup(m);
+}
+
+/* A numeric sample from a Prometheus text body: the first line starting with `series `. */
+double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, series, n) && l[n] == ' ')
+            return atof(l + n + 1);
+    return -1;
+}
+
+double get_metric(int port, const char *series, const char *h1)
+{
+    resp r;
+    reqopt o = {.h1 = h1};
+    http(&r, port, "/metrics", &o);
+    double v = r.status == 200 ? metric(r.body, series) : -1;
+    resp_free(&r);
+    return v;
+}
+
+/* Request counters are taken when MHD reports a request complete, just after the client
+ * has its answer: poll (bounded, 2 s) until the series reaches `want`. */
+double wait_metric(int port, const char *series, double want)
+{
+    double v = -1;
+    for (int i = 0; i < 100; i++) {
+        if ((v = get_metric(port, series, NULL)) >= want)
+            break;
+        sleep_ms(20);
+    }
+    return v;
+}
+
+/* Error answers: the v1 shape {"error": {"code", "message"}, "request_id"}. */
+void expect_error(resp *r, long status, const char *code)
+{
+    if (r->status != status)
+        fail_msg("expected %ld %s, got %ld: %.300s", status, code, r->status, r->body ? r->body : "");
+    json_t *o = resp_json(r);
+    const char *c = json_string_value(json_object_get(json_object_get(o, "error"), "code"));
+    const char *msg = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+    const char *rid = json_string_value(json_object_get(o, "request_id"));
+    if (!c || strcmp(c, code) != 0 || !msg || !*msg || !rid || !*rid)
+        fail_msg("error body for %ld should have code '%s', a message and a request_id: %s", status, code, r->body);
+    json_decref(o);
+}
+

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages uflow needs to build and test (idempotent; skips apt when
 # everything is present). Uses sudo when not root.
 set -euo pipefail
-PKGS=(gcc clang meson ninja-build pkg-config python3
+PKGS=(gcc clang meson ninja-build pkg-config python3 curl
       libvips-dev libopenblas-dev libjansson-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev)
 missing=()

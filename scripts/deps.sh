@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(gcc clang meson ninja-build pkg-config python3 curl
       libvips-dev libopenblas-dev libjansson-dev libcmocka-dev
-      libmicrohttpd-dev libcurl4-openssl-dev)
+      libmicrohttpd-dev libcurl4-openssl-dev python3-yaml python3-jsonschema)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

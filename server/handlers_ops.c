@@ -44,13 +44,16 @@ void ufd_h_metrics(ufd_req *r)
 {
     ufd_server *srv = r->srv;
     ufd_metrics_gauges g = {.inflight = atomic_load(&srv->inflight), .ready = ufd_server_state(srv) == UFD_READY};
+    ufd_models *ms = NULL;
     if (ufd_server_serving(srv)) {
+        ms = ufd_server_models(srv);
         g.queue_depth = ufd_pool_queued(srv->pool);
         g.workers_busy = ufd_pool_busy(srv->pool);
         g.workers = ufd_pool_workers(srv->pool);
     }
     size_t len = 0;
-    char *text = ufd_metrics_render(&g, &len);
+    char *text = ufd_metrics_render(&g, ms, &len);
+    ufd_models_unref(ms);
     if (!text) {
         ufd_reply_error(r, UFD_E_INTERNAL, "out of memory");
         return;

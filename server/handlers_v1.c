@@ -5,22 +5,25 @@
 #include <stdio.h>
 
 #include "json_out.h"
+#include "metrics.h"
 #include "predict.h"
+#include "reload.h"
 
-void ufd_h_v1_models(ufd_req *r)
-{
-    const ufd_models *ms = r->srv->models;
-    json_t *a = json_array();
-    for (int i = 0; i < ms->n; i++)
-        json_array_append_new(a, ufd_model_describe(&ms->v[i]));
-    ufd_reply_json(r, 200, json_pack("{s:o}", "models", a));
-}
+void ufd_h_v1_models(ufd_req *r) { ufd_reply_json(r, 200, ufd_models_describe(r->models)); }
 
-void ufd_h_v1_model(ufd_req *r) { ufd_reply_json(r, 200, ufd_model_describe(&r->srv->models->v[r->model])); }
+void ufd_h_v1_model(ufd_req *r) { ufd_reply_json(r, 200, ufd_model_describe(&r->models->v[r->model])); }
 
+/* Answered by the reloader thread once a reload that started after this request is done. */
 void ufd_h_v1_reload(ufd_req *r)
 {
-    ufd_reply_error(r, UFD_E_NOT_IMPLEMENTED, "model reload is not available yet in this build");
+    if (ufd_server_state(r->srv) != UFD_READY) {
+        ufd_metrics_rejected(ufd_server_state(r->srv) == UFD_DRAINING ? UFD_REJECT_DRAINING : UFD_REJECT_NOT_READY);
+        r->retry_after = 1;
+        ufd_reply_error(r, UFD_E_UNAVAILABLE, "models are %s", ufd_server_serving(r->srv) ? "draining" : "loading");
+        return;
+    }
+    ufd_http_suspend(r); /* first: the reloader may answer before this returns */
+    ufd_reloader_request(r->srv->reloader, r);
 }
 
 /* Options from the query string, then multipart fields (a JSON body's options are applied

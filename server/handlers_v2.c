@@ -21,7 +21,7 @@ void ufd_h_v2_ready(ufd_req *r)
 
 void ufd_h_v2_model(ufd_req *r)
 {
-    const ufd_model *m = &r->srv->models->v[r->model];
+    const ufd_model *m = ufd_models_at(r->models, r->model);
     int h = m->info->height, w = m->info->width;
     json_t *in = json_pack("[{s:s,s:s,s:[iiii]}]", "name", "input", "datatype", "FP32", "shape", -1, 3, h, w);
     json_t *out = json_pack("[{s:s,s:s,s:[iiii]},{s:s,s:s,s:[i]}]", "name", "anomaly_map", "datatype", "FP32",
@@ -34,7 +34,7 @@ void ufd_h_v2_model_ready(ufd_req *r)
 {
     int ready = ufd_server_state(r->srv) == UFD_READY;
     ufd_reply_json(r, ready ? 200 : 503,
-                   json_pack("{s:s,s:b}", "name", r->srv->models->v[r->model].name, "ready", ready));
+                   json_pack("{s:s,s:b}", "name", ufd_models_at(r->models, r->model)->name, "ready", ready));
 }
 
 void ufd_h_v2_infer(ufd_req *r)

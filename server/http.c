@@ -80,6 +80,7 @@ static void req_free(ufd_req *r)
     if (r->resp && r->resp_free)
         r->resp_free(r->resp);
     ufd_buf_free(&r->body);
+    ufd_models_unref(r->models);
     atomic_fetch_sub(&r->srv->inflight, 1);
     free(r);
 }
@@ -139,13 +140,14 @@ static int precheck(ufd_req *r)
         return 1;
     }
     if (needs_models(ep)) {
-        if (!ufd_server_serving(srv)) {
+        /* the request keeps this snapshot to the end, whatever reloads happen meanwhile */
+        if (!ufd_server_serving(srv) || !(r->models = ufd_server_models(srv))) {
             ufd_metrics_rejected(UFD_REJECT_NOT_READY);
             r->retry_after = 1;
             ufd_reply_error(r, UFD_E_UNAVAILABLE, "models are loading");
             return 1;
         }
-        if (r->route.model[0] && (r->model = ufd_models_find(srv->models, r->route.model)) < 0) {
+        if (r->route.model[0] && (r->model = ufd_models_find(r->models, r->route.model)) < 0) {
             ufd_reply_error(r, UFD_E_MODEL_NOT_FOUND, "no model named '%s' (see /v1/models)", r->route.model);
             return 1;
         }
@@ -304,7 +306,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
     double total = ufd_now() - r->t_start;
     if (r->status) {
-        ufd_metrics_request(r->model, r->route.ep, r->status, total);
+        ufd_metrics_request(r->model >= 0 ? r->route.model : NULL, r->route.ep, r->status, total);
         if (r->err != UFD_E_NONE)
             ufd_metrics_error(r->err);
     }
@@ -349,6 +351,12 @@ const char *ufd_req_query(ufd_req *r, const char *key)
 }
 
 void ufd_http_resume(ufd_req *r) { MHD_resume_connection(r->conn); }
+
+void ufd_http_suspend(ufd_req *r)
+{
+    MHD_suspend_connection(r->conn);
+    r->queued = 1;
+}
 
 void ufd_http_drop(ufd_job *job, ufd_job_end why)
 {

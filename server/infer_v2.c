@@ -176,7 +176,7 @@ static json_t *tensor(const char *name, json_t *shape, const float *v, size_t n)
 
 static void infer(ufd_req *r, ufd_worker *w)
 {
-    const ufd_model *m = &r->srv->models->v[r->model];
+    const ufd_model *m = ufd_models_at(r->models, r->model);
     json_error_t je;
     json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, &je), *inputs;
     float *x = NULL, *maps = NULL, *scores = NULL, *nfa = NULL;
@@ -212,7 +212,7 @@ static void infer(ufd_req *r, ufd_worker *w)
     for (int b = 0; b < B; b++) {
         uf_result res;
         uf_error err = {0};
-        if (uf_ctx_run(ufd_worker_ctx(w, r->model), x + (size_t)b * 3 * hw, 1, &res, &err) != UF_OK) {
+        if (uf_ctx_run(ufd_model_ctx(m, ufd_worker_id(w)), x + (size_t)b * 3 * hw, 1, &res, &err) != UF_OK) {
             ufd_reply_error(r, err.status == UF_ERR_ARG ? UFD_E_BAD_REQUEST : UFD_E_INTERNAL, "inference failed: %s",
                             err.msg);
             goto done;
@@ -227,7 +227,7 @@ static void infer(ufd_req *r, ufd_worker *w)
     }
     double t1 = ufd_now();
     r->infer_ms = (t1 - t0) * 1e3;
-    ufd_metrics_inference(r->model, t1 - t0);
+    ufd_metrics_inference(m->name, t1 - t0);
     if (t1 > r->job.deadline) {
         ufd_metrics_rejected(UFD_REJECT_TIMEOUT);
         ufd_reply_error(r, UFD_E_TIMEOUT, "the answer was ready after the %g s request timeout",

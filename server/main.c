@@ -1,5 +1,5 @@
 /* main.c — uflowd: parse the configuration, start HTTP, load models and workers, serve
- * until SIGTERM/SIGINT, then drain and exit 0.
+ * (SIGHUP: reload the models) until SIGTERM/SIGINT, then drain and exit 0.
  *
  * Signals are blocked in every thread and taken synchronously here with sigwait(), so no
  * handler ever runs inside a library call. Exit status: 0 after a drain, 1 when startup
@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
+#include "reload.h"
 #include "server.h"
 #include "util.h"
 #include "workers.h"
@@ -109,10 +110,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ufd_server srv = {.cfg = &cfg, .t_start = ufd_now()};
+    pthread_mutex_init(&srv.models_mu, NULL);
     atomic_init(&srv.state, UFD_LOADING);
     atomic_init(&srv.inflight, 0);
     char err[512];
-    int rc = 1, port = 0, failures = 0;
+    int rc = 1, port = 0;
+    ufd_models *ms = NULL;
     ufd_http *http = NULL;
     if (cfg.api_key_file && !(srv.auth = ufd_auth_load(cfg.api_key_file, err, sizeof err))) {
         ufd_log(UFD_ERROR, "%s", err);
@@ -127,19 +130,24 @@ int main(int argc, char **argv)
         ufd_log(UFD_ERROR, "cannot write the port file '%s'", cfg.port_file);
         goto out;
     }
-    if (!(srv.models = ufd_models_load(&cfg, &failures))) {
-        ufd_metrics_load_failures(failures);
+    ufd_ctx_spec spec = {.workers = cfg.workers, .threads = cfg.threads_per_worker};
+    ufd_load_report rep;
+    ufd_load_report_init(&rep);
+    ms = ufd_models_load(&cfg, NULL, &spec, &rep);
+    ufd_metrics_load_failures(rep.n_failures);
+    ufd_load_report_clear(&rep);
+    if (!ms)
         goto out;
-    }
-    if (!(srv.pool = ufd_pool_create(srv.models, cfg.workers, cfg.threads_per_worker, cfg.queue_size,
-                                     cfg.request_timeout, err, sizeof err))) {
+    int n_models = ms->n;
+    ufd_server_set_models(&srv, ms);
+    if (!(srv.pool = ufd_pool_create(cfg.workers, cfg.queue_size, cfg.request_timeout, err, sizeof err)) ||
+        !(srv.reloader = ufd_reloader_start(&srv, err, sizeof err))) {
         ufd_log(UFD_ERROR, "cannot start the workers: %s", err);
         goto out;
     }
-    ufd_metrics_set_models(srv.models);
     atomic_store_explicit(&srv.state, UFD_READY, memory_order_release);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    ufd_log(UFD_INFO, "ready: %d models, %d workers x %d threads, queue %d, %s auth", srv.models->n, cfg.workers,
+    ufd_log(UFD_INFO, "ready: %d models, %d workers x %d threads, queue %d, %s auth", n_models, cfg.workers,
             cfg.threads_per_worker, cfg.queue_size, srv.auth ? "API key" : "no");
     if (cores > 0 && (long)cfg.workers * cfg.threads_per_worker > cores)
         ufd_log(UFD_WARN, "workers x threads-per-worker = %d exceeds the %ld cores: expect slower requests",
@@ -149,7 +157,8 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            ufd_log(UFD_WARN, "SIGHUP: model reload is not available yet in this build; ignored");
+            ufd_log(UFD_INFO, "SIGHUP: reloading the models");
+            ufd_reloader_request(srv.reloader, NULL);
             continue;
         }
         ufd_log(UFD_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -158,10 +167,15 @@ int main(int argc, char **argv)
     drain(&srv, http);
     rc = 0;
 out:
+    /* a reload in progress finishes (its waiters are answered) before HTTP stops */
+    ufd_reloader_stop(srv.reloader);
+    for (int i = 0; i < 200 && srv.reloader && atomic_load(&srv.inflight) > 0; i++)
+        sleep_ms(5);
     ufd_http_stop(http);
     ufd_pool_destroy(srv.pool);
     ufd_metrics_free();
-    ufd_models_free(srv.models);
+    ufd_server_set_models(&srv, NULL);
+    pthread_mutex_destroy(&srv.models_mu);
     ufd_auth_free(srv.auth);
     if (rc == 0)
         ufd_log(UFD_INFO, "stopped after %.1f s", ufd_now() - srv.t_start);

@@ -1,7 +1,8 @@
 /* metrics.c — see metrics.h. One mutex guards everything: a few increments per request are
  * far below anything measurable next to an inference. Request counters are a small vector of
  * (model, endpoint, status) series created on first use; model labels come only from the
- * registry, never from client input, so the label set stays bounded. */
+ * registry, never from client input, so the label set stays bounded. Model names are
+ * interned (a model keeps its series across reloads, and after it is removed). */
 #include "metrics.h"
 
 #include <dirent.h>
@@ -35,9 +36,13 @@ static series *req;
 static size_t n_req, cap_req;
 static hist req_dur[UFD_EP_COUNT];
 static hist queue_wait;
-static hist *infer_dur;              /* per model */
-static const ufd_models *models;
-static unsigned long long rejected[UFD_REJECT_COUNT], errors[UFD_E_COUNT], load_failures;
+typedef struct mname {
+    char *name;
+    hist infer;                      /* uflowd_inference_duration_seconds */
+} mname;
+static mname *names;
+static int n_names, cap_names;
+static unsigned long long rejected[UFD_REJECT_COUNT], errors[UFD_E_COUNT], load_failures, reloads[2];
 
 static const char *reject_name[UFD_REJECT_COUNT] = {"queue_full", "draining", "not_ready", "timeout",
                                                     "body_too_large"};
@@ -58,20 +63,44 @@ void ufd_metrics_free(void)
 {
     pthread_mutex_lock(&mu);
     free(req);
-    free(infer_dur);
     req = NULL;
-    infer_dur = NULL;
     n_req = cap_req = 0;
-    models = NULL;
+    for (int i = 0; i < n_names; i++)
+        free(names[i].name);
+    free(names);
+    names = NULL;
+    n_names = cap_names = 0;
     pthread_mutex_unlock(&mu);
 }
 
-void ufd_metrics_set_models(const ufd_models *ms)
+/* Index of a model name in the table, added when new; -1 for NULL or out of memory. mu held. */
+static int intern(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < n_names; i++)
+        if (!strcmp(names[i].name, name))
+            return i;
+    if (n_names == cap_names) {
+        int nc = cap_names ? cap_names * 2 : 16;
+        mname *nv = realloc(names, sizeof *nv * (size_t)nc);
+        if (!nv)
+            return -1;
+        names = nv;
+        cap_names = nc;
+    }
+    char *dup = strdup(name);
+    if (!dup)
+        return -1;
+    memset(&names[n_names], 0, sizeof names[n_names]);
+    names[n_names].name = dup;
+    return n_names++;
+}
+
+void ufd_metrics_reload(int ok)
 {
     pthread_mutex_lock(&mu);
-    free(infer_dur);
-    infer_dur = calloc((size_t)ms->n, sizeof *infer_dur);
-    models = infer_dur ? ms : NULL;
+    reloads[ok ? 1 : 0]++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -82,11 +111,10 @@ void ufd_metrics_load_failures(int n)
     pthread_mutex_unlock(&mu);
 }
 
-void ufd_metrics_request(int model, ufd_endpoint ep, int status, double seconds)
+void ufd_metrics_request(const char *name, ufd_endpoint ep, int status, double seconds)
 {
     pthread_mutex_lock(&mu);
-    if (!models || model >= models->n)
-        model = -1;
+    int model = intern(name);
     size_t i = 0;
     while (i < n_req && !(req[i].model == model && req[i].ep == ep && req[i].status == status))
         i++;
@@ -108,11 +136,12 @@ void ufd_metrics_request(int model, ufd_endpoint ep, int status, double seconds)
     pthread_mutex_unlock(&mu);
 }
 
-void ufd_metrics_inference(int model, double seconds)
+void ufd_metrics_inference(const char *name, double seconds)
 {
     pthread_mutex_lock(&mu);
-    if (models && model >= 0 && model < models->n)
-        observe(&infer_dur[model], seconds);
+    int model = intern(name);
+    if (model >= 0)
+        observe(&names[model].infer, seconds);
     pthread_mutex_unlock(&mu);
 }
 
@@ -184,12 +213,14 @@ static long long rss_bytes(void)
     return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
 }
 
-static const char *model_label(int m) { return m >= 0 && models ? models->v[m].name : ""; }
+static const char *model_label(int m) { return m >= 0 ? names[m].name : ""; }
 
-char *ufd_metrics_render(const ufd_metrics_gauges *g, size_t *len)
+char *ufd_metrics_render(const ufd_metrics_gauges *g, const ufd_models *models, size_t *len)
 {
     GString *s = g_string_sized_new(8192);
     pthread_mutex_lock(&mu);
+    for (int m = 0; models && m < models->n; m++) /* every served model has its series, even at 0 */
+        intern(models->v[m].m->name);
     header(s, "uflowd_build_info", "gauge", "Build information (always 1).");
     g_string_append_printf(s, "uflowd_build_info{version=\"%s\"} 1\n", UF_VERSION_STRING);
     header(s, "uflowd_ready", "gauge", "1 when every model is loaded, workers run and the server is not draining.");
@@ -207,10 +238,10 @@ char *ufd_metrics_render(const ufd_metrics_gauges *g, size_t *len)
         hist_out(s, "uflowd_request_duration_seconds", lab, &req_dur[ep]);
     }
     header(s, "uflowd_inference_duration_seconds", "histogram", "Model run time (decode excluded), by model.");
-    for (int m = 0; models && m < models->n; m++) {
+    for (int m = 0; m < n_names; m++) {
         char lab[UFD_MODEL_NAME_MAX + 16];
-        snprintf(lab, sizeof lab, "model=\"%s\"", models->v[m].name);
-        hist_out(s, "uflowd_inference_duration_seconds", lab, &infer_dur[m]);
+        snprintf(lab, sizeof lab, "model=\"%s\"", names[m].name);
+        hist_out(s, "uflowd_inference_duration_seconds", lab, &names[m].infer);
     }
     header(s, "uflowd_queue_wait_seconds", "histogram", "Time jobs waited for a worker.");
     hist_out(s, "uflowd_queue_wait_seconds", "", &queue_wait);
@@ -232,15 +263,28 @@ char *ufd_metrics_render(const ufd_metrics_gauges *g, size_t *len)
     g_string_append_printf(s, "uflowd_models_loaded %d\n", models ? models->n : 0);
     header(s, "uflowd_model_load_failures_total", "counter", "Model files that failed to load.");
     g_string_append_printf(s, "uflowd_model_load_failures_total %llu\n", load_failures);
+    header(s, "uflowd_model_reloads_total", "counter",
+           "Model reloads (SIGHUP, POST /v1/models/reload), by result (failed: some file failed or the reload was refused).");
+    g_string_append_printf(s, "uflowd_model_reloads_total{result=\"ok\"} %llu\n", reloads[1]);
+    g_string_append_printf(s, "uflowd_model_reloads_total{result=\"failed\"} %llu\n", reloads[0]);
+    header(s, "uflowd_models_generation", "gauge", "Registry generation: 1 at start, +1 per reload that changed it.");
+    g_string_append_printf(s, "uflowd_models_generation %lu\n", models ? models->generation : 0);
+    header(s, "uflowd_model_stale", "gauge",
+           "1 when the model's file failed to reload and its previous version is served.");
+    for (int m = 0; models && m < models->n; m++)
+        g_string_append_printf(s, "uflowd_model_stale{model=\"%s\"} %d\n", models->v[m].m->name,
+                               models->v[m].error != NULL);
     header(s, "uflowd_model_info", "gauge", "Served models (always 1).");
-    for (int m = 0; models && m < models->n; m++)
+    for (int m = 0; models && m < models->n; m++) {
+        const ufd_model *md = models->v[m].m;
         g_string_append_printf(s, "uflowd_model_info{model=\"%s\",version=\"%s\",backbone=\"%s\",input=\"%dx%d\"} 1\n",
-                               models->v[m].name, models->v[m].info->version, models->v[m].info->backbone_name,
-                               models->v[m].info->height, models->v[m].info->width);
-    header(s, "uflowd_model_load_duration_seconds", "gauge", "Time the model took to load.");
+                               md->name, md->info->version, md->info->backbone_name, md->info->height,
+                               md->info->width);
+    }
+    header(s, "uflowd_model_load_duration_seconds", "gauge", "Time the model took to load (with its contexts).");
     for (int m = 0; models && m < models->n; m++)
-        g_string_append_printf(s, "uflowd_model_load_duration_seconds{model=\"%s\"} %.6f\n", models->v[m].name,
-                               models->v[m].load_seconds);
+        g_string_append_printf(s, "uflowd_model_load_duration_seconds{model=\"%s\"} %.6f\n", models->v[m].m->name,
+                               models->v[m].m->load_seconds);
     pthread_mutex_unlock(&mu);
     header(s, "process_resident_memory_bytes", "gauge", "Resident set size.");
     g_string_append_printf(s, "process_resident_memory_bytes %lld\n", rss_bytes());

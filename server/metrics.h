@@ -20,13 +20,14 @@ typedef enum ufd_reject {
 
 void ufd_metrics_init(void);
 void ufd_metrics_free(void);
-/* The served models (names label per-model series); call before the server turns ready. */
-void ufd_metrics_set_models(const ufd_models *ms);
 void ufd_metrics_load_failures(int n);
+/* A reload ran: ok = every file loaded (else some failed or it was refused). */
+void ufd_metrics_reload(int ok);
 
-/* model = index in the registry, or -1 when the request names none (or an unknown one). */
-void ufd_metrics_request(int model, ufd_endpoint ep, int status, double seconds);
-void ufd_metrics_inference(int model, double seconds);
+/* model = a served model's name (registry names only: the label set stays bounded), or
+ * NULL when the request names none (or an unknown one). */
+void ufd_metrics_request(const char *model, ufd_endpoint ep, int status, double seconds);
+void ufd_metrics_inference(const char *model, double seconds);
 void ufd_metrics_queue_wait(double seconds);
 void ufd_metrics_rejected(ufd_reject why);
 void ufd_metrics_error(ufd_err e);
@@ -36,7 +37,7 @@ typedef struct ufd_metrics_gauges {
     int queue_depth, workers_busy, workers, inflight, ready;
 } ufd_metrics_gauges;
 
-/* The exposition text (malloc'd, *len bytes). */
-char *ufd_metrics_render(const ufd_metrics_gauges *g, size_t *len);
+/* The exposition text (malloc'd, *len bytes); ms: the current registry (NULL while loading). */
+char *ufd_metrics_render(const ufd_metrics_gauges *g, const ufd_models *ms, size_t *len);
 
 #endif

@@ -36,7 +36,7 @@ int ufd_nfa(ufd_req *r, ufd_worker *w, uf_nfa_result *nr)
     no.prob_thr = r->opts.nfa_prob_thr;
     no.epsilon = r->opts.mask_epsilon;
     uf_error err = {0};
-    uf_status st = uf_ctx_nfa(ufd_worker_ctx(w, r->model), &no, nr, &err);
+    uf_status st = uf_ctx_nfa(ufd_model_ctx(ufd_models_at(r->models, r->model), ufd_worker_id(w)), &no, nr, &err);
     if (st == UF_OK)
         return 0;
     /* bad option combinations (a window larger than the latent maps) are the client's */
@@ -89,12 +89,17 @@ static json_t *png_object(void *png, size_t len, int w, int h)
 
 static void predict(ufd_req *r, ufd_worker *w)
 {
-    const ufd_model *m = &r->srv->models->v[r->model];
+    const ufd_model *m = ufd_models_at(r->models, r->model);
     const unsigned char *img = r->body.data;
     size_t len = r->body.len;
     unsigned char *owned = NULL;
-    float *x = ufd_worker_input(w);
+    float *x = ufd_worker_input(w, (size_t)3 * (size_t)m->info->height * (size_t)m->info->width);
     double t0 = ufd_now();
+    if (!x) {
+        r->retry_after = 1;
+        ufd_reply_error(r, UFD_E_UNAVAILABLE, "out of memory for the input tensor");
+        return;
+    }
     if (r->body_kind == UFD_BODY_JSON && json_image(r, &img, &len, &owned) != 0)
         return;
     if (ufd_decode_image(r, m, img, len, x) != 0)
@@ -102,13 +107,13 @@ static void predict(ufd_req *r, ufd_worker *w)
     double t1 = ufd_now();
     uf_result res;
     uf_error err = {0};
-    if (uf_ctx_run(ufd_worker_ctx(w, r->model), x, 1, &res, &err) != UF_OK) {
+    if (uf_ctx_run(ufd_model_ctx(m, ufd_worker_id(w)), x, 1, &res, &err) != UF_OK) {
         ufd_reply_error(r, UFD_E_INTERNAL, "inference failed: %s", err.msg);
         goto done;
     }
     double t2 = ufd_now();
     r->infer_ms = (t2 - t1) * 1e3;
-    ufd_metrics_inference(r->model, t2 - t1);
+    ufd_metrics_inference(m->name, t2 - t1);
     if (t2 > r->job.deadline) {
         ufd_metrics_rejected(UFD_REJECT_TIMEOUT);
         ufd_reply_error(r, UFD_E_TIMEOUT, "the answer was ready after the %g s request timeout",

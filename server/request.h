@@ -27,7 +27,10 @@ typedef struct ufd_req {
     char method[12];
     char path[512];                /* decoded path, for logs */
     ufd_route route;
-    int model;                     /* registry index, or -1 */
+    ufd_models *models;            /* the snapshot this request uses (a reference), or NULL */
+    int model;                     /* index in `models`, or -1 */
+    struct ufd_req *reload_next;   /* POST /v1/models/reload waiting for its reload */
+    unsigned long reload_ticket;
     double t_start;                /* monotonic, when the headers arrived */
 
     /* request body */
@@ -57,6 +60,9 @@ const char *ufd_req_query(ufd_req *r, const char *key);
 /* Submit r->job (run/drop set by the caller) to the pool: suspends the connection, or sets
  * a 503 answer when the queue is full or the server drains. */
 void ufd_http_submit(ufd_req *r);
+/* Suspend r's connection until ufd_http_resume (for answers made on another thread that
+ * is not the worker pool: the model reloader). */
+void ufd_http_suspend(ufd_req *r);
 /* From the worker, as its very last use of r: hand r back to its I/O thread. */
 void ufd_http_resume(ufd_req *r);
 /* A generic drop callback: 504 when the job expired in the queue, 503 when cancelled. */

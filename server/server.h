@@ -1,12 +1,18 @@
 /* server.h — the daemon's shared state, owned by main.c and read by the HTTP handlers.
  *
  * Lifecycle: LOADING (HTTP up, /healthz 200, /readyz 503) -> READY (models and workers up)
- * -> DRAINING (SIGTERM: /readyz 503, no new connections, accepted work finishes). `models`
- * and `pool` are written once before the state turns READY and never change afterwards;
- * handlers read them only after seeing READY or DRAINING (acquire). */
+ * -> DRAINING (SIGTERM: /readyz 503, no new connections, accepted work finishes). `pool` is
+ * written once before the state turns READY and never changes afterwards; handlers read it
+ * only after seeing READY or DRAINING (acquire).
+ *
+ * `models` is the current registry snapshot (models.h). A reload swaps it; readers take a
+ * reference with ufd_server_models() and keep using that snapshot until they drop it. The
+ * mutex guards only the pointer and that reference count increment (never an inference or
+ * a load). */
 #ifndef UFD_SERVER_H
 #define UFD_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "auth.h"
@@ -16,9 +22,13 @@
 
 typedef enum ufd_state { UFD_LOADING = 0, UFD_READY, UFD_DRAINING } ufd_state;
 
+typedef struct ufd_reloader ufd_reloader;
+
 typedef struct ufd_server {
     const ufd_config *cfg;
-    ufd_models *models;
+    pthread_mutex_t models_mu;
+    ufd_models *models;          /* current snapshot; NULL until loaded (see above) */
+    ufd_reloader *reloader;      /* NULL until ready */
     ufd_pool *pool;
     ufd_auth *auth;              /* NULL: no key required */
     _Atomic int state;           /* ufd_state */
@@ -33,5 +43,11 @@ static inline ufd_state ufd_server_state(const ufd_server *s)
 
 /* Models and workers usable (READY or DRAINING). */
 static inline int ufd_server_serving(const ufd_server *s) { return ufd_server_state(s) != UFD_LOADING; }
+
+/* A reference to the current registry snapshot (ufd_models_unref it), or NULL while loading. */
+ufd_models *ufd_server_models(ufd_server *s);
+/* Install ms (taking over its reference) as the current snapshot; drops the server's
+ * reference to the previous one. */
+void ufd_server_set_models(ufd_server *s, ufd_models *ms);
 
 #endif

@@ -16,8 +16,8 @@ struct ufd_worker {
     int id;
     pthread_t thread;
     ufd_pool *pool;
-    uf_ctx **ctx;                /* one per model */
     float *input;
+    size_t input_n;
 };
 
 struct ufd_pool {
@@ -27,7 +27,7 @@ struct ufd_pool {
     int queued, reserved, busy, cap;
     int closed, stop;
     double timeout;
-    int n_workers, n_started, n_models;
+    int n_workers, n_started;
     ufd_worker *w;
     pthread_t reaper;
     int reaper_started;
@@ -103,17 +103,7 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-static void free_worker(ufd_worker *w, int n_models)
-{
-    if (w->ctx)
-        for (int m = 0; m < n_models; m++)
-            uf_ctx_free(w->ctx[m]);
-    free(w->ctx);
-    free(w->input);
-}
-
-ufd_pool *ufd_pool_create(const ufd_models *ms, int workers, int threads, int queue_size,
-                          double timeout, char *err, size_t errn)
+ufd_pool *ufd_pool_create(int workers, int queue_size, double timeout, char *err, size_t errn)
 {
     ufd_pool *p = calloc(1, sizeof *p);
     if (!p) {
@@ -129,40 +119,16 @@ ufd_pool *ufd_pool_create(const ufd_models *ms, int workers, int threads, int qu
     pthread_condattr_destroy(&ca);
     p->cap = queue_size;
     p->timeout = timeout;
-    p->n_models = ms->n;
     p->w = calloc((size_t)workers, sizeof *p->w);
     if (!p->w) {
         snprintf(err, errn, "out of memory");
         goto fail;
     }
-    size_t in_floats = 0;
-    for (int m = 0; m < ms->n; m++) {
-        size_t n = (size_t)3 * (size_t)ms->v[m].info->height * (size_t)ms->v[m].info->width;
-        if (n > in_floats)
-            in_floats = n;
-    }
-    uf_ctx_opts o = uf_ctx_opts_default();
-    o.max_batch = 1;
-    o.threads = threads;
     for (int i = 0; i < workers; i++) {
-        ufd_worker *w = &p->w[i];
-        w->id = i;
-        w->pool = p;
-        w->ctx = calloc((size_t)ms->n, sizeof *w->ctx);
-        w->input = malloc(sizeof(float) * in_floats);
-        p->n_workers = i + 1; /* so that failure frees this one too */
-        if (!w->ctx || !w->input) {
-            snprintf(err, errn, "out of memory for worker %d", i);
-            goto fail;
-        }
-        for (int m = 0; m < ms->n; m++) {
-            uf_error e = {0};
-            if (uf_ctx_init(ms->v[m].m, &o, &w->ctx[m], &e) != UF_OK) {
-                snprintf(err, errn, "worker %d, model '%s': %s", i, ms->v[m].name, e.msg);
-                goto fail;
-            }
-        }
+        p->w[i].id = i;
+        p->w[i].pool = p;
     }
+    p->n_workers = workers;
     for (int i = 0; i < workers; i++) {
         if (pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) != 0) {
             snprintf(err, errn, "cannot start worker thread %d", i);
@@ -179,8 +145,6 @@ ufd_pool *ufd_pool_create(const ufd_models *ms, int workers, int threads, int qu
     p->reaper_started = 1;
     return p;
 fail:
-    for (int i = 0; i < p->n_workers; i++)
-        free_worker(&p->w[i], p->n_models);
     free(p->w);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->reap);
@@ -231,7 +195,7 @@ void ufd_pool_destroy(ufd_pool *p)
     if (p->reaper_started)
         pthread_join(p->reaper, NULL);
     for (int i = 0; i < p->n_workers; i++)
-        free_worker(&p->w[i], p->n_models);
+        free(p->w[i].input);
     free(p->w);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->reap);
@@ -297,6 +261,15 @@ int ufd_pool_busy(ufd_pool *p)
 
 int ufd_pool_workers(const ufd_pool *p) { return p->n_workers; }
 
-uf_ctx *ufd_worker_ctx(ufd_worker *w, int model) { return w->ctx[model]; }
-float *ufd_worker_input(ufd_worker *w) { return w->input; }
+float *ufd_worker_input(ufd_worker *w, size_t n)
+{
+    if (n > w->input_n) {
+        float *x = realloc(w->input, sizeof(float) * n);
+        if (!x)
+            return NULL;
+        w->input = x;
+        w->input_n = n;
+    }
+    return w->input;
+}
 int ufd_worker_id(const ufd_worker *w) { return w->id; }

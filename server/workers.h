@@ -1,5 +1,6 @@
-/* workers.h — the inference side: a bounded FIFO of jobs and a fixed pool of worker threads,
- * each owning one uf_ctx per model (made at start; models are shared read-only). The HTTP
+/* workers.h — the inference side: a bounded FIFO of jobs and a fixed pool of worker threads.
+ * Worker i uses context i of whichever model its job names (models.h: every model owns one
+ * context per worker, so a model reload never touches the pool). The HTTP
  * I/O threads only submit jobs; everything CPU-heavy (decode, inference, PNG, JSON) runs
  * here.
  *
@@ -15,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "models.h"
+#include "uflow.h"
 
 typedef struct ufd_pool ufd_pool;
 typedef struct ufd_worker ufd_worker;
@@ -32,10 +33,8 @@ struct ufd_job {
 
 typedef enum ufd_submit_rc { UFD_SUBMIT_OK = 0, UFD_SUBMIT_FULL, UFD_SUBMIT_CLOSED } ufd_submit_rc;
 
-/* Start `workers` threads with contexts of `threads` threads for every model. NULL on
- * failure with a message in err. */
-ufd_pool *ufd_pool_create(const ufd_models *ms, int workers, int threads, int queue_size,
-                          double timeout, char *err, size_t errn);
+/* Start `workers` threads. NULL on failure with a message in err. */
+ufd_pool *ufd_pool_create(int workers, int queue_size, double timeout, char *err, size_t errn);
 /* Refuse new reservations from now on (drain); queued and running jobs continue. */
 void ufd_pool_close(ufd_pool *p);
 /* Drop every queued job with UFD_JOB_CANCELLED (drain deadline passed). */
@@ -51,9 +50,10 @@ int ufd_pool_queued(ufd_pool *p);    /* waiting jobs (incl. reserved slots) */
 int ufd_pool_busy(ufd_pool *p);      /* jobs running now */
 int ufd_pool_workers(const ufd_pool *p);
 
-/* What a job may use on its worker. */
-uf_ctx *ufd_worker_ctx(ufd_worker *w, int model);
-float *ufd_worker_input(ufd_worker *w);      /* 3 x H x W floats for the largest model */
+/* What a job may use on its worker: its id (the index of its contexts) and an input
+ * buffer of at least n floats (grown on demand, kept for the next job); NULL when out of
+ * memory. */
 int ufd_worker_id(const ufd_worker *w);
+float *ufd_worker_input(ufd_worker *w, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 const char *uflowd_bin;
+const char *record_path;
 char tmpdir[] = "/tmp/uflowd_test_XXXXXX";
 
 void sleep_ms(int ms)
@@ -229,6 +230,33 @@ json_t *resp_json(const resp *r)
 }
 
 
+/* Append one exchange to record_path (answers whose body is not UTF-8 are left out). */
+static void record(const char *method, const char *path, const resp *r)
+{
+    if (!record_path || r->status == 0)
+        return;
+    char ct[256] = "";
+    resp_header(r, "Content-Type", ct, sizeof ct);
+    json_t *body = json_stringn(r->body ? r->body : "", r->len);
+    if (!body)
+        return;
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:o}", "method", method, "path", path, "status", (int)r->status,
+                          "content_type", ct, "body", body);
+    FILE *f = fopen(record_path, "a");
+    if (f && o) {
+        json_dumpf(o, f, JSON_COMPACT);
+        fputc('\n', f);
+    }
+    if (f)
+        fclose(f);
+    json_decref(o);
+}
+
+static const char *method_of(const reqopt *o)
+{
+    return o && o->method ? o->method : o && (o->body || o->mime) ? "POST" : "GET";
+}
+
 static CURL *make_easy(int port, const char *path, const reqopt *o, resp *r, struct curl_slist **hl)
 {
     char url[2048];
@@ -273,6 +301,7 @@ long http(resp *r, int port, const char *path, const reqopt *o)
     CURL *c = make_easy(port, path, o, r, &hl);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    record(method_of(o), path, r);
     curl_easy_cleanup(c);
     curl_slist_free_all(hl);
     return r->status;
@@ -309,6 +338,7 @@ void concurrent(int port, const char *path, const reqopt *o, int n, resp *rs, vo
     }
     for (int i = 0; i < n; i++) {
         curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &rs[i].status);
+        record(method_of(o), path, &rs[i]);
         curl_multi_remove_handle(m, e[i]);
         curl_easy_cleanup(e[i]);
         curl_slist_free_all(hl[i]);

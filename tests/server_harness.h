@@ -80,6 +80,10 @@ double get_metric(int port, const char *series, const char *h1);
  * has its answer: poll (bounded, 2 s) until the series reaches `want`. */
 double wait_metric(int port, const char *series, double want);
 
+/* When set (a path), every answer http() and concurrent() receive is appended there as a
+ * JSON line {"method", "path", "status", "content_type", "body"} for tests/openapi_check.py. */
+extern const char *record_path;
+
 /* Error answers: the v1 shape {"error": {"code", "message"}, "request_id"}. */
 void expect_error(resp *r, long status, const char *code);
 

@@ -4,7 +4,9 @@
  *
  * Covers every endpoint's happy path, raw/multipart/JSON-base64 bodies, the NFA mask and
  * KServe v2 FP32/BYTES inputs against the CLI, the error answers (400/401/404/405/413/415/501/503/504),
- * API keys, overload, SIGTERM with requests in flight, /metrics, and the command line.
+ * API keys, overload, SIGTERM with requests in flight, /metrics, the command line, model
+ * reload (SIGHUP under load, POST, a broken file, new and removed files), and finally every
+ * answer received against api/openapi.yaml (tests/openapi_check.py).
  * Every wait is bounded in count and time; every daemon is killed at the end. */
 #include "server_harness.h"
 
@@ -21,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *uflow_bin;
+static const char *uflow_bin, *python_bin;
 static char models_dir[1200], golden_model[1200];
 static double ref_score[2];                 /* `uflow predict` on the two inputs */
 static const char *inputs[2] = {"texture_300x280.png", "defect_640x480.jpg"};
@@ -118,6 +120,17 @@ static int group_teardown(void **state)
         fprintf(stderr, "main uflowd exited with %d (see %s)\n", rc, main_d.log);
     kill_all();
     return rc == 0 ? 0 : -1;
+}
+
+static json_t *post_reload(int port, const char *h1)
+{
+    resp r;
+    reqopt o = {.method = "POST", .h1 = h1};
+    if (http(&r, port, "/v1/models/reload", &o) != 200)
+        fail_msg("POST /v1/models/reload: %ld %s", r.status, r.body ? r.body : "");
+    json_t *j = resp_json(&r);
+    resp_free(&r);
+    return j;
 }
 
 static double predict_score(const resp *r)
@@ -640,7 +653,10 @@ static void test_errors(void **state)
     expect_error(&rr, 400, "bad_request"); /* a window larger than the 64x64 model's latents */
     assert_non_null(strstr(rr.body, "NFA"));
     resp_free(&rr);
-    PE("/v1/models/reload", "application/json", "{}", 501, "not_implemented");
+    /* reload is POST only */
+    assert_int_equal(http(&r, main_d.port, "/v1/models/reload", NULL), 405);
+    expect_error(&r, 405, "method_not_allowed");
+    resp_free(&r);
     free(jpg);
     /* decompression bomb: 100000 x 100000 declared in the header -> 413 before decoding */
     unsigned char png[96];
@@ -805,6 +821,13 @@ static void test_api_key(void **state)
     xk.h1 = "X-API-Key: nope";
     assert_int_equal(http(&r, d.port, "/v1/models/small/predict", &xk), 401);
     resp_free(&r);
+    /* reload is authorised like every other endpoint */
+    reqopt rl = {.method = "POST"};
+    assert_int_equal(http(&r, d.port, "/v1/models/reload", &rl), 401);
+    resp_free(&r);
+    json_t *rep = post_reload(d.port, "X-API-Key: first-key-123");
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    json_decref(rep);
     free(img);
     /* --healthcheck sends the first key of --api-key-file */
     snprintf(cmd, sizeof cmd, "%s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, d.port);
@@ -951,6 +974,297 @@ static void test_command_line(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* model reload                                                                             */
+
+/* A random 64x64 model written to dir/name via a temporary file and rename(), as operators
+ * must replace model files (the old version stays mapped by the requests still using it).
+ * version (17 bytes), when given, receives its version. */
+static void put_model(const char *dir, const char *name, int seed, char *version)
+{
+    char tmp[1400], dst[1400];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    uf_create_opts o = uf_create_opts_default();
+    o.backbone = "resnet18";
+    o.height = o.width = 64;
+    o.flow_steps = 2;
+    o.seed = (uint64_t)seed;
+    uf_error err = {0};
+    if (uf_model_create_random(&o, tmp, &err) != UF_OK)
+        fail_msg("create %s: %s", tmp, err.msg);
+    uf_model *m = NULL;
+    assert_int_equal(uf_model_load(tmp, &m, &err), UF_OK);
+    if (version)
+        snprintf(version, 17, "%s", uf_model_get_info(m)->version);
+    uf_model_free(m);
+    assert_int_equal(rename(tmp, dst), 0);
+}
+
+/* Replace dir/name with bytes that are not a model (atomically, too). */
+static void put_garbage(const char *dir, const char *name)
+{
+    char tmp[1400], dst[1400];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    FILE *f = fopen(tmp, "wb");
+    assert_non_null(f);
+    fputs("this is not a safetensors file", f);
+    fclose(f);
+    assert_int_equal(rename(tmp, dst), 0);
+}
+
+/* GET /v1/models/{name}: its version and state ("" when absent: 404). */
+static long model_state(int port, const char *name, char *version, char *state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/models/%s", name);
+    resp r;
+    long code = http(&r, port, path, NULL);
+    version[0] = state[0] = '\0';
+    if (code == 200) {
+        json_t *o = resp_json(&r);
+        snprintf(version, 17, "%s", json_string_value(json_object_get(o, "version")));
+        snprintf(state, 16, "%s", json_string_value(json_object_get(o, "state")));
+        json_decref(o);
+    }
+    resp_free(&r);
+    return code;
+}
+
+static int str_in(const json_t *a, const char *s)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v)
+        if (json_is_string(v) && !strcmp(json_string_value(v), s))
+            return 1;
+    return 0;
+}
+
+typedef struct hup_state {
+    const char *dir;
+    pid_t pid;
+    int round, at_round, sent;
+} hup_state;
+
+/* In the chosen round, while its requests are in flight: swap the file, send SIGHUP. */
+static void hup_tick(void *ud)
+{
+    hup_state *s = ud;
+    if (s->sent || s->round < s->at_round)
+        return;
+    put_model(s->dir, "m.safetensors", 8, NULL);
+    kill(s->pid, SIGHUP);
+    s->sent = 1;
+}
+
+/* SIGHUP under load: clients keep predicting while the model file is replaced and the
+ * daemon told to reload. Every request is answered 200 (by the old or the new version),
+ * the new version is served afterwards, and the daemon exits 0 (no leak under ASan). */
+static void test_reload_sighup_under_load(void **state)
+{
+    (void)state;
+    char dir[1300], other[1300], v1[17], v2[17], args[1500];
+    snprintf(dir, sizeof dir, "%s/hup", tmpdir);
+    snprintf(other, sizeof other, "%s/hup_v2", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(mkdir(other, 0755), 0);
+    put_model(dir, "m.safetensors", 7, v1);
+    put_model(other, "m.safetensors", 8, v2); /* the version the swap will bring */
+    assert_string_not_equal(v1, v2);
+    uflowd d;
+    snprintf(args, sizeof args, "--models %s --workers 2 --queue-size 64", dir);
+    daemon_start(&d, "hup", args, 1);
+    size_t len;
+    unsigned char *img = input_bytes(0, &len);
+    reqopt o = {.ctype = "image/png", .body = img, .len = len};
+    hup_state hs = {.dir = dir, .pid = d.pid, .at_round = 2};
+    int total = 0, old_seen = 0, new_seen = 0, rounds_after_new = 0;
+    double t0 = now_s();
+    enum { N = 6 };
+    for (hs.round = 0; hs.round < 60 && now_s() - t0 < 40 && rounds_after_new < 3; hs.round++) {
+        resp rs[N];
+        concurrent(d.port, "/v1/models/m/predict?heatmap=false", &o, N, rs, hup_tick, &hs);
+        int new_here = 0;
+        for (int i = 0; i < N; i++) {
+            total++;
+            if (rs[i].status != 200)
+                fail_msg("round %d client %d: %ld %s", hs.round, i, rs[i].status, rs[i].body ? rs[i].body : "");
+            json_t *j = resp_json(&rs[i]);
+            const char *v = json_string_value(json_object_get(j, "model_version"));
+            if (!strcmp(v, v1)) {
+                old_seen++;
+                if (rounds_after_new > 0) /* a round that started after one saw v2 */
+                    fail_msg("round %d: old version %s answered after the new one", hs.round, v);
+            } else if (!strcmp(v, v2)) {
+                new_seen++;
+                new_here = 1;
+            } else {
+                fail_msg("unknown model_version %s", v);
+            }
+            json_decref(j);
+            resp_free(&rs[i]);
+        }
+        if (new_here || rounds_after_new > 0)
+            rounds_after_new++;
+    }
+    print_message("  SIGHUP under load: %d requests in %d rounds, %d by %s, %d by %s, all 200\n", total, hs.round,
+                  old_seen, v1, new_seen, v2);
+    assert_true(hs.sent);
+    assert_true(old_seen > 0 && new_seen > 0);
+    char ver[17], st[16];
+    assert_int_equal(model_state(d.port, "m", ver, st), 200);
+    assert_string_equal(ver, v2);
+    assert_string_equal(st, "loaded");
+    assert_true(get_metric(d.port, "uflowd_models_generation", NULL) == 2);
+    assert_true(get_metric(d.port, "uflowd_model_reloads_total{result=\"ok\"}", NULL) == 1);
+    assert_true(get_metric(d.port, "uflowd_model_load_failures_total", NULL) == 0);
+    free(img);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+/* POST /v1/models/reload: a new file appears, a broken file keeps its previous version
+ * (reported in the answer, /v1/models and the metrics), a removed file disappears, a fixed
+ * file is served again; a reload that would leave nothing is refused; SIGHUP does the same. */
+static void test_reload_post(void **state)
+{
+    (void)state;
+    char dir[1300], va[17], vb[17], va2[17], args[1500], ver[17], st[16];
+    snprintf(dir, sizeof dir, "%s/reload", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    put_model(dir, "a.safetensors", 7, va);
+    uflowd d;
+    snprintf(args, sizeof args, "--models %s --workers 2", dir);
+    daemon_start(&d, "reload", args, 1);
+    int port = d.port;
+    assert_int_equal(model_state(port, "b", ver, st), 404);
+
+    /* nothing changed: same generation */
+    json_t *j = post_reload(port, NULL);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(j, "generation")), 1);
+    assert_true(str_in(json_object_get(j, "unchanged"), "a"));
+    json_decref(j);
+
+    /* a new file appears */
+    put_model(dir, "b.safetensors", 9, vb);
+    j = post_reload(port, NULL);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(j, "generation")), 2);
+    assert_true(str_in(json_object_get(j, "loaded"), "b"));
+    assert_true(str_in(json_object_get(j, "unchanged"), "a"));
+    json_decref(j);
+    assert_int_equal(model_state(port, "b", ver, st), 200);
+    assert_string_equal(ver, vb);
+
+    /* a broken file: the previous version stays, reported */
+    put_garbage(dir, "a.safetensors");
+    j = post_reload(port, NULL);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    json_t *f = json_array_get(json_object_get(j, "failed"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "name")), "a");
+    assert_true(strlen(json_string_value(json_object_get(f, "error"))) > 0);
+    assert_true(str_in(json_object_get(j, "models"), "a"));
+    json_decref(j);
+    assert_int_equal(model_state(port, "a", ver, st), 200);
+    assert_string_equal(ver, va);
+    assert_string_equal(st, "stale");
+    resp r;
+    assert_int_equal(http(&r, port, "/v1/models", NULL), 200);
+    j = resp_json(&r);
+    f = json_array_get(json_object_get(j, "failures"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "name")), "a");
+    json_t *ma = json_array_get(json_object_get(j, "models"), 0);
+    assert_string_equal(json_string_value(json_object_get(ma, "state")), "stale");
+    assert_true(json_is_string(json_object_get(ma, "error")));
+    json_decref(j);
+    resp_free(&r);
+    size_t len;
+    unsigned char *img = input_bytes(0, &len);
+    reqopt o = {.ctype = "image/png", .body = img, .len = len};
+    assert_int_equal(http(&r, port, "/v1/models/a/predict?heatmap=false", &o), 200);
+    j = resp_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "model_version")), va);
+    json_decref(j);
+    resp_free(&r);
+    assert_true(get_metric(port, "uflowd_model_load_failures_total", NULL) == 1);
+    assert_true(get_metric(port, "uflowd_model_stale{model=\"a\"}", NULL) == 1);
+    assert_true(get_metric(port, "uflowd_model_reloads_total{result=\"failed\"}", NULL) == 1);
+
+    /* a removed file stops being served; a fixed one is served in its new version */
+    char pb[1400];
+    snprintf(pb, sizeof pb, "%s/b.safetensors", dir);
+    assert_int_equal(unlink(pb), 0);
+    put_model(dir, "a.safetensors", 10, va2);
+    j = post_reload(port, NULL);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_true(str_in(json_object_get(j, "removed"), "b"));
+    assert_true(str_in(json_object_get(j, "loaded"), "a"));
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 1);
+    json_decref(j);
+    assert_int_equal(model_state(port, "b", ver, st), 404);
+    assert_int_equal(model_state(port, "a", ver, st), 200);
+    assert_string_equal(ver, va2);
+    assert_string_equal(st, "loaded");
+    assert_int_equal(http(&r, port, "/v1/models/b/predict", &o), 404);
+    resp_free(&r);
+    assert_int_equal(http(&r, port, "/v2/models/a", NULL), 200);
+    j = resp_json(&r);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "versions"), 0)), va2);
+    json_decref(j);
+    resp_free(&r);
+
+    /* every file gone: the reload is refused, the current set stays */
+    char pa[1400];
+    snprintf(pa, sizeof pa, "%s/a.safetensors", dir);
+    assert_int_equal(unlink(pa), 0);
+    j = post_reload(port, NULL);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    assert_true(json_is_string(json_object_get(j, "error")));
+    json_decref(j);
+    assert_int_equal(model_state(port, "a", ver, st), 200);
+    assert_int_equal(http(&r, port, "/v1/models/a/predict?heatmap=false", &o), 200);
+    resp_free(&r);
+
+    /* SIGHUP reloads too */
+    put_model(dir, "c.safetensors", 11, NULL);
+    kill(d.pid, SIGHUP);
+    long code = 0;
+    for (int i = 0; i < 300 && code != 200; i++) {
+        code = model_state(port, "c", ver, st);
+        if (code != 200)
+            sleep_ms(20);
+    }
+    assert_int_equal(code, 200);
+    assert_int_equal(model_state(port, "a", ver, st), 404);
+    free(img);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+/* Every answer this run received, against api/openapi.yaml. Needs python3 with PyYAML and
+ * jsonschema (scripts/deps.sh); without them the test says so and rests on the field
+ * checks the other tests make in C. */
+static void test_openapi_conformance(void **state)
+{
+    (void)state;
+    if (!python_bin || !record_path) {
+        print_message("  no python3: answers not checked against api/openapi.yaml\n");
+        return;
+    }
+    const char *recorded = record_path;
+    record_path = NULL;
+    char cmd[4096], out[16384];
+    snprintf(cmd, sizeof cmd, "%s %s/tests/openapi_check.py %s/api/openapi.yaml %s", python_bin, UF_SOURCE_ROOT,
+             UF_SOURCE_ROOT, recorded);
+    int rc = run(out, sizeof out, cmd);
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        print_message("%s\n", l); /* line by line: cmocka's message buffer is short */
+    if (rc == 77) /* reported as skipped, never as passed */
+        skip();
+    assert_int_equal(rc, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -959,8 +1273,12 @@ int main(int argc, char **argv)
     }
     uflowd_bin = argv[1];
     uflow_bin = argv[2];
+    python_bin = argc > 3 ? argv[3] : NULL;
     if (!mkdtemp(tmpdir))
         return 1;
+    static char records[300];
+    snprintf(records, sizeof records, "%s/answers.jsonl", tmpdir);
+    record_path = records;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -972,6 +1290,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_metrics),           cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_timeout),           cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_sigterm_drain),     cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_reload_sighup_under_load), cmocka_unit_test(test_reload_post),
+        cmocka_unit_test(test_openapi_conformance), /* last: checks every answer above */
     };
     int rc = cmocka_run_group_tests_name("server", tests, group_setup, group_teardown);
     kill_all();

@@ -914,7 +914,7 @@ static void test_unaligned(void **state)
     unlink(p);
 }
 
-/* A known backbone the library does not implement yet is "unsupported", not a bad file. */
+/* An mcait config with no tensors: the CaiT loader names the first tensor it misses. */
 static void test_unsupported_backbone(void **state)
 {
     (void)state;
@@ -928,7 +928,7 @@ static void test_unsupported_backbone(void **state)
                                        "\"permute_soft\":false}", &err), UF_OK);
     assert_int_equal(uf_st_writer_save(w, p, &err), UF_OK);
     uf_st_writer_free(w);
-    expect_fail(p, UF_ERR_UNSUPPORTED, "mcait", "not implemented");
+    expect_fail(p, UF_ERR_TENSOR, "mcait extractor1", "missing tensor 'feature_extractor.extractor1.cls_token'");
     unlink(p);
 }
 

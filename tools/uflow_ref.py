@@ -5,7 +5,7 @@ the project's U-Flow spec (/work/shared/uflow-spec.md).  Not anomalib code.  Run
 
 Model file = safetensors with anomalib's `UflowModel.state_dict()` key names (an optional
 `model.` prefix is accepted) and `__metadata__["config"]` = JSON
-    {"backbone": "resnet18"|"wide_resnet50_2", "input_size": 256 | [H, W],
+    {"backbone": "resnet18"|"wide_resnet50_2"|"mcait", "input_size": 256 | [H, W],
      "flow_steps": S, "affine_clamp": c, "affine_subnet_channels_ratio": r,
      "permute_soft": bool, ...}
 
@@ -17,6 +17,19 @@ Subcommands
     check-fixture --dir DIR                re-run a make-fixture dir, require bit-equality
     sanity       [model opts] --batch B    conv==gather for hard perms, inverse(forward)==id,
                                            ljd == autograd log|det| (float64, 16x32 input)
+    check-cait   --dir DIR                 the CaiT blocks below vs timm's outputs in the block
+                                           fixtures (tests/golden/cait)
+    mcait-expected --model M --out E      expected outputs of an mcait model (made by
+                                           `uflow create --backbone mcait`) on the formula
+                                           input, trimmed to a small file (tests/golden/mcait)
+
+MCAIT (spec §2.2): `feature_extractor.extractor1.*` = timm cait_m48_448 (D 768, 16 heads,
+blocks 0..40 used of 48), `feature_extractor.extractor2.*` = cait_s24_224 (D 384, 8 heads,
+blocks 0..20 used of 24) on interpolate(x, 224, bicubic, align_corners=True). The CaiT
+blocks are written here from the spec in plain torch (timm is not needed): LayerScaleBlock
+with TalkingHeadAttn, erf GELU, LayerNorm eps 1e-6; no feature LayerNorm. make-model cannot
+generate mcait models (1.6 GB): `uflow create --backbone mcait` writes them, and the
+reference reads them like any model file.
 (global option --threads T before the subcommand; `check` defaults to 2 threads, which
 reproduces the golden tensors bit-exactly)
 model opts: --backbone --input-size HxW|N --flow-steps --clamp --ratio [--permute-soft]
@@ -82,7 +95,12 @@ FLOW_PREFIX = "flow.module_list."
 BACKBONES = {
     "resnet18": dict(channels=[64, 128, 256], scales=[4, 8, 16]),
     "wide_resnet50_2": dict(channels=[256, 512, 1024], scales=[4, 8, 16]),
+    "mcait": dict(channels=[768, 384], scales=[16, 32]),
 }
+CAIT_PREFIX = "feature_extractor.extractor%d."
+# key, timm model, dim, heads, depth, blocks used, tokens per side
+CAITS = [("extractor1", "cait_m48_448", 768, 16, 48, 41, 28),
+         ("extractor2", "cait_s24_224", 384, 8, 24, 21, 14)]
 
 
 # ------------------------------------------------------------------------------------
@@ -105,6 +123,8 @@ def norm_config(cfg):
     if cfg.get("backbone") not in BACKBONES:
         raise ValueError("unsupported backbone %r" % cfg.get("backbone"))
     H, W = parse_hw(cfg["input_size"])
+    if cfg["backbone"] == "mcait" and (H, W) != (448, 448):
+        raise ValueError("the mcait backbone requires input_size 448x448, got %dx%d" % (H, W))
     if H % 16 or W % 16:
         raise ValueError("input size must be a multiple of 16, got %dx%d" % (H, W))
     cfg["H"], cfg["W"] = H, W
@@ -184,6 +204,97 @@ def backbone_keys(name):
 # ------------------------------------------------------------------------------------
 # model
 # ------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------
+# CaiT (timm cait_*: LayerScaleBlock + TalkingHeadAttn), written from spec §2.2
+# ------------------------------------------------------------------------------------
+class CaitRef:
+    """A timm CaiT cut after `used` blocks + its final norm, as anomalib's extractor runs it.
+    `get(key)` returns the tensor of timm key `key` (prefix already applied)."""
+
+    def __init__(self, get, D, heads, used, grid):
+        self.D, self.H, self.grid = D, heads, grid
+        N = grid * grid
+
+        def g(k, shape):
+            v = get(k)
+            if tuple(v.shape) != tuple(shape):
+                raise ValueError("%s: shape %s, expected %s" % (k, tuple(v.shape), tuple(shape)))
+            return v
+
+        self.patch_w = g("patch_embed.proj.weight", (D, 3, 16, 16))
+        self.patch_b = g("patch_embed.proj.bias", (D,))
+        self.pos = g("pos_embed", (1, N, D))
+        self.blocks = []
+        for i in range(used):
+            p = {}
+            for k, shp in (("gamma_1", (D,)), ("gamma_2", (D,)), ("norm1.weight", (D,)),
+                           ("norm1.bias", (D,)), ("attn.qkv.weight", (3 * D, D)),
+                           ("attn.qkv.bias", (3 * D,)), ("attn.proj.weight", (D, D)),
+                           ("attn.proj.bias", (D,)), ("attn.proj_l.weight", (heads, heads)),
+                           ("attn.proj_l.bias", (heads,)), ("attn.proj_w.weight", (heads, heads)),
+                           ("attn.proj_w.bias", (heads,)), ("norm2.weight", (D,)),
+                           ("norm2.bias", (D,)), ("mlp.fc1.weight", (4 * D, D)),
+                           ("mlp.fc1.bias", (4 * D,)), ("mlp.fc2.weight", (D, 4 * D)),
+                           ("mlp.fc2.bias", (D,))):
+                p[k] = g("blocks.%d.%s" % (i, k), shp)
+            self.blocks.append(p)
+        self.norm_w = g("norm.weight", (D,))
+        self.norm_b = g("norm.bias", (D,))
+
+    def patch_embed(self, img):
+        x = F.conv2d(img, self.patch_w, self.patch_b, stride=16)
+        return x.flatten(2).transpose(1, 2)              # (B, N, D), row-major patches
+
+    def attention(self, x, p):
+        B, N, C = x.shape
+        H = self.H
+        qkv = F.linear(x, p["attn.qkv.weight"], p["attn.qkv.bias"])
+        qkv = qkv.reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * ((C // H) ** -0.5), qkv[1], qkv[2]   # q scaled before q k^T
+        attn = q @ k.transpose(-2, -1)                            # (B, H, N, N)
+        attn = F.linear(attn.permute(0, 2, 3, 1), p["attn.proj_l.weight"],
+                        p["attn.proj_l.bias"]).permute(0, 3, 1, 2)   # mix heads, pre-softmax
+        attn = attn.softmax(dim=-1)
+        attn = F.linear(attn.permute(0, 2, 3, 1), p["attn.proj_w.weight"],
+                        p["attn.proj_w.bias"]).permute(0, 3, 1, 2)   # mix heads, post-softmax
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return F.linear(x, p["attn.proj.weight"], p["attn.proj.bias"])
+
+    def block(self, x, p):
+        D = self.D
+        y = F.layer_norm(x, (D,), p["norm1.weight"], p["norm1.bias"], 1e-6)
+        x = x + p["gamma_1"] * self.attention(y, p)
+        y = F.layer_norm(x, (D,), p["norm2.weight"], p["norm2.bias"], 1e-6)
+        h = F.gelu(F.linear(y, p["mlp.fc1.weight"], p["mlp.fc1.bias"]))   # exact (erf) GELU
+        return x + p["gamma_2"] * F.linear(h, p["mlp.fc2.weight"], p["mlp.fc2.bias"])
+
+    def final(self, x):
+        x = F.layer_norm(x, (self.D,), self.norm_w, self.norm_b, 1e-6)
+        B = x.shape[0]
+        return x, x.permute(0, 2, 1).reshape(B, self.D, self.grid, self.grid)
+
+    def forward(self, img, trace=None):
+        x = self.patch_embed(img)
+        if trace is not None:
+            trace["patch_embed_out"] = x
+        x = x + self.pos
+        if trace is not None:
+            trace["tokens_in"] = x
+        for i, p in enumerate(self.blocks):
+            x = self.block(x, p)
+            if trace is not None:
+                trace["block%d_out" % i] = x
+        tok, fmap = self.final(x)
+        if trace is not None:
+            trace["norm_out"] = tok
+        return fmap
+
+
+def resize_224(x):
+    """anomalib's 448 -> 224 downscale for extractor2 (spec §6.3)."""
+    return F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=True)
+
+
 class UflowRef:
     def __init__(self, tensors, cfg):
         self.cfg = norm_config(cfg)
@@ -198,7 +309,41 @@ class UflowRef:
         self.chans, self.scales = bb["channels"], bb["scales"]
         self.K = len(self.chans)
 
-        # backbone
+        H, W = self.cfg["H"], self.cfg["W"]
+        self.ln = []
+        if name == "mcait":
+            self.backbone = None
+            self.caits = []
+            for e, (_, _, D, heads, _, used, grid) in enumerate(CAITS):
+                pre = CAIT_PREFIX % (e + 1)
+                self.caits.append(CaitRef(lambda k, pre=pre: self._p(pre + k), D, heads, used, grid))
+        else:
+            self._load_resnet(name, t)
+            for k in range(self.K):
+                wgt = self._p(LN_PREFIX + "%d.weight" % k)
+                bias = self._p(LN_PREFIX + "%d.bias" % k)
+                exp = (self.chans[k], H // self.scales[k], W // self.scales[k])
+                if tuple(wgt.shape) != exp or tuple(bias.shape) != exp:
+                    raise ValueError("LayerNorm %d shape %s, expected %s" % (k, tuple(wgt.shape), exp))
+                self.ln.append((wgt, bias))
+
+        self.stages = flow_layout(self.cfg)
+        ratio = self.cfg["affine_subnet_channels_ratio"]
+        self.blocks = {}
+        for st in self.stages:
+            for j, n in enumerate(st["blocks"]):
+                k = 3 if j % 2 == 0 else 1
+                p = {}
+                for name_, shape in block_shapes(st["C"], ratio, k):
+                    v = self._p(FLOW_PREFIX + "%d.%s" % (n, name_))
+                    if tuple(v.shape) != shape:
+                        raise ValueError("flow %d.%s shape %s, expected %s"
+                                         % (n, name_, tuple(v.shape), shape))
+                    p[name_] = v
+                p["k"] = k
+                self.blocks[n] = p
+
+    def _load_resnet(self, name, t):
         m = make_torchvision_backbone(name)
         sd = {}
         for k, shape, dtype in backbone_keys(name):
@@ -217,32 +362,6 @@ class UflowRef:
         m.eval()
         self.backbone = m
 
-        H, W = self.cfg["H"], self.cfg["W"]
-        self.ln = []
-        for k in range(self.K):
-            wgt = self._p(LN_PREFIX + "%d.weight" % k)
-            bias = self._p(LN_PREFIX + "%d.bias" % k)
-            exp = (self.chans[k], H // self.scales[k], W // self.scales[k])
-            if tuple(wgt.shape) != exp or tuple(bias.shape) != exp:
-                raise ValueError("LayerNorm %d shape %s, expected %s" % (k, tuple(wgt.shape), exp))
-            self.ln.append((wgt, bias))
-
-        self.stages = flow_layout(self.cfg)
-        ratio = self.cfg["affine_subnet_channels_ratio"]
-        self.blocks = {}
-        for st in self.stages:
-            for j, n in enumerate(st["blocks"]):
-                k = 3 if j % 2 == 0 else 1
-                p = {}
-                for name_, shape in block_shapes(st["C"], ratio, k):
-                    v = self._p(FLOW_PREFIX + "%d.%s" % (n, name_))
-                    if tuple(v.shape) != shape:
-                        raise ValueError("flow %d.%s shape %s, expected %s"
-                                         % (n, name_, tuple(v.shape), shape))
-                    p[name_] = v
-                p["k"] = k
-                self.blocks[n] = p
-
     def _p(self, key):
         if key not in self.t:
             raise KeyError("missing tensor %s" % key)
@@ -258,6 +377,9 @@ class UflowRef:
         return [f1, f2, f3]
 
     def features(self, x):
+        if self.backbone is None:   # mcait: the CaiTs' own final norms, no extra LayerNorm
+            feats = [self.caits[0].forward(x), self.caits[1].forward(resize_224(x))]
+            return feats, feats
         raw = self.backbone_raw(x)
         feats = []
         for f, (w, b) in zip(raw, self.ln):
@@ -465,6 +587,9 @@ def random_rotation(rng, C):
 
 def make_model_tensors(cfg, seed, formula_backbone=False):
     cfg = norm_config(cfg)
+    if cfg["backbone"] == "mcait":
+        raise SystemExit("mcait models (1.6 GB) are made by `uflow create --backbone mcait`; "
+                         "this reference reads them like any model file")
     rng = np.random.default_rng(seed)
     name = cfg["backbone"]
     bb = BACKBONES[name]
@@ -781,6 +906,92 @@ def cmd_check_fixture(a):
     return 0 if worst == 0.0 else 1
 
 
+def cmd_check_cait(a):
+    """The CaiT reference above against timm's own outputs (tests/golden/cait)."""
+    w, _ = stio.load(os.path.join(a.dir, "cait_s24_first3_weights.safetensors"))
+    exp, _ = stio.load(os.path.join(a.dir, "cait_s24_first3_expected.safetensors"))
+    ref = CaitRef(lambda k: torch.from_numpy(np.array(w[k], order="C")).float(), 384, 8, 3, 14)
+    trace = {}
+    with torch.no_grad():
+        img224 = resize_224(torch.from_numpy(exp["image_448"]))
+        trace["image_224"] = img224
+        fmap = ref.forward(torch.from_numpy(exp["image_224"]), trace)
+        trace["features_after_3_blocks"] = fmap
+        # each block alone from timm's input to it
+        alone = {}
+        prev = "tokens_in"
+        for i, p in enumerate(ref.blocks):
+            alone["block%d_out" % i] = ref.block(torch.from_numpy(exp[prev]), p)
+            prev = "block%d_out" % i
+    worst = 0.0
+    for k in ["image_224", "patch_embed_out", "tokens_in", "block0_out", "block1_out",
+              "block2_out", "norm_out", "features_after_3_blocks"]:
+        e = _maxabs(trace[k].numpy(), exp[k])
+        worst = max(worst, e)
+        extra = ("   (alone %.3e)" % _maxabs(alone[k].numpy(), exp[k])) if k in alone else ""
+        print("  %-26s max abs err %.3e%s" % (k, e, extra))
+    ok = worst <= 1e-4
+    print("CHECK-CAIT %s (worst %.3e, tol 1e-4)" % ("PASSED" if ok else "FAILED", worst))
+    return 0 if ok else 1
+
+
+SM_GAMMA = 0x9E3779B97F4A7C15
+
+
+def formula_input(shape, seed):
+    """The input of the mcait test, also computed by tests/test_cait.c: element i (C order)
+    = u * 4 - 2 with u = (splitmix64_i >> 40) / 2^24, where splitmix64_i is the i-th output
+    (i = 0, 1, ...) of splitmix64 started at state `seed`. Exact in float32."""
+    n = int(np.prod(shape))
+    m = (1 << 64) - 1
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(SM_GAMMA)))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9 & m)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB & m)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float64) / 16777216.0
+    return (u * 4.0 - 2.0).astype(np.float32).reshape(shape)
+
+
+MCAIT_INPUT_SEED = 20251128
+MCAIT_Z0_CHANNELS = 32
+MCAIT_F0_CHANNELS = 32
+MCAIT_F1_CHANNELS = 64
+
+
+def cmd_mcait_expected(a):
+    """Run an mcait model file on the formula input; keep a small subset of the outputs."""
+    torch.set_num_threads(a.threads if a.threads > 0 else 2)
+    model, cfg, meta = load_model(a.model)
+    if model.cfg["backbone"] != "mcait":
+        sys.exit("not an mcait model")
+    img = torch.from_numpy(formula_input((1, 3, 448, 448), MCAIT_INPUT_SEED))
+    res = model.forward(img)
+    z0, z1 = res["z"][0].numpy(), res["z"][1].numpy()
+    f0, f1 = res["features"][0].numpy(), res["features"][1].numpy()
+    out = {
+        "anomaly_map": res["anomaly_map"].contiguous().numpy(),
+        "pred_score": res["pred_score"].reshape(-1).numpy(),
+        "log_jac_det": res["log_jac_det"].numpy(),
+        "z.1": np.ascontiguousarray(z1),
+        "z.0.first": np.ascontiguousarray(z0[:, :MCAIT_Z0_CHANNELS]),
+        "z.0.meansq": (z0.astype(np.float64) ** 2).mean(axis=(2, 3)).astype(np.float32),
+        "features.0.first": np.ascontiguousarray(f0[:, :MCAIT_F0_CHANNELS]),
+        "features.0.mean": f0.astype(np.float64).mean(axis=(2, 3)).astype(np.float32),
+        "features.1.first": np.ascontiguousarray(f1[:, :MCAIT_F1_CHANNELS]),
+        "features.1.mean": f1.astype(np.float64).mean(axis=(2, 3)).astype(np.float32),
+    }
+    info = {"producer": "tools/uflow_ref.py mcait-expected", "config": meta["config"],
+            "input": "formula_input((1,3,448,448), seed=%d)" % MCAIT_INPUT_SEED,
+            "model_sha256_16": a.sha or ""}
+    stio.save(out, info, a.out)
+    print("wrote %s (%d bytes); pred_score %s ljd %s max|z| %.3f/%.3f map range [%.4f, %.4f]" % (
+        a.out, os.path.getsize(a.out), out["pred_score"].tolist(), out["log_jac_det"].tolist(),
+        float(np.abs(z0).max()), float(np.abs(z1).max()), float(out["anomaly_map"].min()),
+        float(out["anomaly_map"].max())))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
@@ -804,11 +1015,18 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=2)
     p = sub.add_parser("check-fixture")
     p.add_argument("--dir", required=True)
+    p = sub.add_parser("check-cait")
+    p.add_argument("--dir", required=True)
+    p = sub.add_parser("mcait-expected")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sha", help="the model's version (uflow inspect) to record")
     a = ap.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     fn = {"check": cmd_check, "make-model": cmd_make_model, "run": cmd_run,
-          "make-fixture": cmd_make_fixture, "check-fixture": cmd_check_fixture, "sanity": cmd_sanity}[a.cmd]
+          "make-fixture": cmd_make_fixture, "check-fixture": cmd_check_fixture, "sanity": cmd_sanity,
+          "check-cait": cmd_check_cait, "mcait-expected": cmd_mcait_expected}[a.cmd]
     return fn(a) or 0
 
 

@@ -1,57 +1,135 @@
 /* create.c — write a seeded random-weight model with anomalib's state_dict names and order
  * (spec §3.5). The weights follow PyTorch's default inits (kaiming-uniform convs) so that
  * activations stay O(1); `perturb` re-randomises the constant-initialised parameters the
- * way the golden fixtures do (spec §9). */
+ * way the golden fixtures do (spec §9).
+ *
+ * The generators run twice: a planning pass records names and shapes (for the header), then
+ * a writing pass draws the values and streams them to the file tensor by tensor, so even the
+ * 1.6 GB mcait model never sits in memory. The random stream is splitmix64, whose k-th value
+ * depends only on the seed and k: bulk uniform fills are computed independently per element
+ * (vectorised) and equal the sequential draws exactly. */
 #include "internal.h"
 #include "model.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct rng {
     uint64_t s;
 } rng;
 
-static uint64_t next(rng *r)
-{ /* splitmix64 */
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+#define SM_GAMMA 0x9E3779B97F4A7C15ull
+
+static inline uint64_t mix64(uint64_t z)
+{
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+static uint64_t next(rng *r) { return mix64(r->s += SM_GAMMA); } /* splitmix64 */
 static double unif(rng *r) { return ((next(r) >> 11) + 0.5) / 9007199254740992.0; }
 static double gauss(rng *r) { return sqrt(-2 * log(unif(r))) * cos(6.283185307179586 * unif(r)); }
 
+/* n draws of unif() at once: 'u' (2u - 1) a, 'r' a + (b - a) u; the same values as n calls. */
+UF_CLONES
+static void uniform_fill(float *x, size_t n, uint64_t s0, int sym, double a, double b)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = mix64(s0 + (uint64_t)(i + 1) * SM_GAMMA);
+        double u = ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+        x[i] = sym ? (float)((2 * u - 1) * a) : (float)(a + (b - a) * u);
+    }
+}
+
+/* One tensor of the file being planned or written. */
+typedef struct entry {
+    char *name;
+    uf_dtype dt;
+    int ndim;
+    int64_t shape[4];
+    size_t bytes;
+} entry;
+
 typedef struct writer {
-    uf_st_writer *w;
+    int plan;            /* 1: record names and shapes only; 0: draw values and write them */
+    entry *e;
+    size_t n, cap, next; /* planned entries; next = index of the next one to write */
+    FILE *f;
     rng r;
     int perturb, formula;
     float *buf;
-    size_t cap;
+    size_t cap_buf;
     uf_error *err;
     uf_status st;
 } writer;
 
 static float *scratch(writer *w, size_t n)
 {
-    if (n > w->cap) {
+    if (w->plan)
+        return NULL;
+    if (n > w->cap_buf) {
         free(w->buf);
         w->buf = malloc(sizeof(float) * n);
-        w->cap = w->buf ? n : 0;
+        w->cap_buf = w->buf ? n : 0;
+        if (!w->buf && w->st == UF_OK)
+            w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
     }
     return w->buf;
 }
 
-static void put(writer *w, const char *name, int ndim, const int64_t *shape, const float *data)
+static void put_dt(writer *w, const char *name, uf_dtype dt, int ndim, const int64_t *shape,
+                   const void *data)
 {
-    if (w->st == UF_OK)
-        w->st = uf_st_writer_add(w->w, name, UF_DT_F32, ndim, shape, data, w->err);
+    if (w->st != UF_OK)
+        return;
+    size_t bytes = uf_dtype_size(dt);
+    for (int i = 0; i < ndim; i++)
+        bytes *= (size_t)shape[i];
+    if (w->plan) {
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? 2 * w->cap : 256;
+            entry *e = realloc(w->e, cap * sizeof *e);
+            if (!e) {
+                w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
+                return;
+            }
+            w->e = e;
+            w->cap = cap;
+        }
+        entry *e = &w->e[w->n];
+        *e = (entry){.name = strdup(name), .dt = dt, .ndim = ndim, .bytes = bytes};
+        if (!e->name) {
+            w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
+            return;
+        }
+        if (ndim)
+            memcpy(e->shape, shape, sizeof(int64_t) * ndim);
+        w->n++;
+        return;
+    }
+    /* the writing pass must replay the plan exactly */
+    if (w->next >= w->n || strcmp(w->e[w->next].name, name) != 0 || w->e[w->next].bytes != bytes) {
+        w->st = uf_err(w->err, UF_ERR_ARG, "internal error: tensor '%s' differs from the plan", name);
+        return;
+    }
+    w->next++;
+    if (!data)
+        w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory generating '%s'", name);
+    else if (bytes && fwrite(data, 1, bytes, w->f) != bytes)
+        w->st = uf_err(w->err, UF_ERR_IO, "cannot write tensor '%s': %s", name, strerror(errno));
 }
 
-/* A tensor filled by `kind`: 'u' U(-a, a), 'n' N(0, a), 'c' the constant a, 'U' U(a, 2a)-style set by caller. */
+static void put(writer *w, const char *name, int ndim, const int64_t *shape, const float *data)
+{
+    put_dt(w, name, UF_DT_F32, ndim, shape, data);
+}
+
+/* A tensor filled by `kind`: 'u' U(-a, a), 'n' N(a, b), 'r' U(a, b), 'c' the constant a. */
 static void fill(writer *w, const char *name, int ndim, const int64_t *shape, char kind, double a, double b)
 {
     size_t n = 1;
@@ -59,14 +137,15 @@ static void fill(writer *w, const char *name, int ndim, const int64_t *shape, ch
         n *= (size_t)shape[i];
     float *x = scratch(w, n);
     if (!x) {
-        w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
+        put(w, name, ndim, shape, NULL);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        x[i] = kind == 'u' ? (float)((2 * unif(&w->r) - 1) * a)
-             : kind == 'n' ? (float)(a + b * gauss(&w->r))
-             : kind == 'r' ? (float)(a + (b - a) * unif(&w->r))
-                           : (float)a;
+    if (kind == 'u' || kind == 'r') {
+        uniform_fill(x, n, w->r.s, kind == 'u', a, b);
+        w->r.s += (uint64_t)n * SM_GAMMA;
+    } else
+        for (size_t i = 0; i < n; i++)
+            x[i] = kind == 'n' ? (float)(a + b * gauss(&w->r)) : (float)a;
     put(w, name, ndim, shape, x);
 }
 
@@ -79,12 +158,8 @@ static void conv_bn_formula(writer *w, const char *pre, const char *conv, const 
     int64_t ws[4] = {cout, cin, k, k}, cs[1] = {cout};
     size_t n = (size_t)cout * cin * k * k;
     float *x = scratch(w, n);
-    if (!x) {
-        w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
-        return;
-    }
     double F = (double)cin * k * k;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; x && i < n; i++) {
         double u = (double)(((uint64_t)i * 2654435761ull) & 0xFFFFFFFFull) / 4294967296.0;
         x[i] = (float)(((u - 0.5) * 2.0) * sqrt(3.0 / F));
     }
@@ -92,7 +167,7 @@ static void conv_bn_formula(writer *w, const char *pre, const char *conv, const 
     put(w, name, 4, ws, x);
     static const char *keys[4] = {"weight", "bias", "running_mean", "running_var"};
     for (int j = 0; j < 4; j++) {
-        for (int c = 0; c < cout; c++) {
+        for (int c = 0; x && c < cout; c++) {
             double d = c;
             x[c] = (float)(j == 0 ? 1.0 + 0.1 * sin(d) : j == 1 ? 0.1 * cos(d)
                            : j == 2 ? 0.05 * sin(2.0 * d) : 1.0 + 0.2 * fabs(cos(3.0 * d)));
@@ -124,11 +199,10 @@ static void conv_bn(writer *w, const char *conv, const char *bn, int cout, int c
 nbt:
     snprintf(name, sizeof name, "%s%s.num_batches_tracked", pre, bn);
     int64_t zero = 0;
-    if (w->st == UF_OK)
-        w->st = uf_st_writer_add(w->w, name, UF_DT_I64, 0, NULL, &zero, w->err);
+    put_dt(w, name, UF_DT_I64, 0, NULL, &zero);
 }
 
-static void backbone(writer *w, const uf_model_info *info)
+static void resnet_backbone(writer *w, const uf_model_info *info)
 {
     int bott = info->backbone == UF_BACKBONE_WIDE_RESNET50_2;
     static const int n18[3] = {2, 2, 2}, n50[3] = {3, 4, 6};
@@ -163,6 +237,115 @@ static void backbone(writer *w, const uf_model_info *info)
         snprintf(name, sizeof name, "feature_extractor.feature_normalizations.%d.bias", l);
         fill(w, name, 3, shp, w->perturb ? 'n' : 'c', 0, 0.2);
     }
+}
+
+/* The two timm CaiTs of anomalib's CaitFeatureExtractor, complete (the unused blocks, the
+ * class token, the class-attention blocks and the head included, as in anomalib's
+ * state_dict). timm's init: Linear weights ~ std 0.02 (drawn uniform here: fast, and the
+ * fixture regenerates them bit-exactly), LayerScale gammas at init_values, LayerNorm 1/0,
+ * biases 0. perturb: gammas U(0.05, 0.25), LayerNorms 1 +- 0.15 / +- 0.08, biases +- 0.08,
+ * talking-heads mixings I + U(-0.35, 0.35), qkv std 0.05 (so the softmax is far from flat). */
+#define STD_U(s) ((s) * 1.7320508075688772)
+static void cait_linear(writer *w, const char *pre, const char *name, int out, int in, double std)
+{
+    char n[192];
+    int64_t ws[2] = {out, in}, bs[1] = {out};
+    snprintf(n, sizeof n, "%s%s.weight", pre, name);
+    fill(w, n, 2, ws, 'u', STD_U(std), 0);
+    snprintf(n, sizeof n, "%s%s.bias", pre, name);
+    fill(w, n, 1, bs, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
+}
+
+static void cait_norm(writer *w, const char *pre, const char *name, int D)
+{
+    char n[192];
+    int64_t s[1] = {D};
+    snprintf(n, sizeof n, "%s%s.weight", pre, name);
+    fill(w, n, 1, s, w->perturb ? 'r' : 'c', w->perturb ? 0.85 : 1, 1.15);
+    snprintf(n, sizeof n, "%s%s.bias", pre, name);
+    fill(w, n, 1, s, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
+}
+
+static void cait_gammas(writer *w, const char *pre, int D, double init)
+{
+    char n[192];
+    int64_t s[1] = {D};
+    snprintf(n, sizeof n, "%sgamma_1", pre);
+    fill(w, n, 1, s, w->perturb ? 'r' : 'c', w->perturb ? 0.05 : init, 0.25);
+    snprintf(n, sizeof n, "%sgamma_2", pre);
+    fill(w, n, 1, s, w->perturb ? 'r' : 'c', w->perturb ? 0.05 : init, 0.25);
+}
+
+/* Talking-heads mixing Linear(H, H): I + noise (perturb) or timm's std 0.02 init. */
+static void cait_heads_mix(writer *w, const char *pre, const char *name, int H)
+{
+    char n[192];
+    int64_t ws[2] = {H, H}, bs[1] = {H};
+    snprintf(n, sizeof n, "%s%s.weight", pre, name);
+    if (w->perturb) {
+        float *x = scratch(w, (size_t)H * H);
+        if (x) {
+            uniform_fill(x, (size_t)H * H, w->r.s, 1, 0.35, 0);
+            for (int i = 0; i < H; i++)
+                x[i * H + i] += 1.f;
+        }
+        w->r.s += (uint64_t)H * H * SM_GAMMA;
+        put(w, n, 2, ws, x);
+    } else
+        fill(w, n, 2, ws, 'u', STD_U(0.02), 0);
+    snprintf(n, sizeof n, "%s%s.bias", pre, name);
+    fill(w, n, 1, bs, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
+}
+
+static void cait_model(writer *w, const char *key, int D, int H, int depth, int grid, double init)
+{
+    char pre[96], bp[128], n[192];
+    snprintf(pre, sizeof pre, "feature_extractor.%s.", key);
+    int64_t cls[3] = {1, 1, D}, pos[3] = {1, (int64_t)grid * grid, D}, pw[4] = {D, 3, 16, 16}, pb[1] = {D};
+    snprintf(n, sizeof n, "%scls_token", pre);
+    fill(w, n, 3, cls, 'u', STD_U(0.02), 0);
+    snprintf(n, sizeof n, "%spos_embed", pre);
+    fill(w, n, 3, pos, 'u', STD_U(0.02), 0);
+    double a = 1.0 / sqrt(3.0 * 16 * 16); /* Conv2d default (kaiming-uniform a=sqrt 5) */
+    snprintf(n, sizeof n, "%spatch_embed.proj.weight", pre);
+    fill(w, n, 4, pw, 'u', a, 0);
+    snprintf(n, sizeof n, "%spatch_embed.proj.bias", pre);
+    fill(w, n, 1, pb, 'u', a, 0);
+    for (int i = 0; i < depth && w->st == UF_OK; i++) {
+        snprintf(bp, sizeof bp, "%sblocks.%d.", pre, i);
+        cait_gammas(w, bp, D, init);
+        cait_norm(w, bp, "norm1", D);
+        cait_linear(w, bp, "attn.qkv", 3 * D, D, w->perturb ? 0.05 : 0.02);
+        cait_linear(w, bp, "attn.proj", D, D, 0.02);
+        cait_heads_mix(w, bp, "attn.proj_l", H);
+        cait_heads_mix(w, bp, "attn.proj_w", H);
+        cait_norm(w, bp, "norm2", D);
+        cait_linear(w, bp, "mlp.fc1", 4 * D, D, 0.02);
+        cait_linear(w, bp, "mlp.fc2", D, 4 * D, 0.02);
+    }
+    for (int i = 0; i < 2; i++) { /* LayerScaleBlockClassAttn (unused by U-Flow) */
+        snprintf(bp, sizeof bp, "%sblocks_token_only.%d.", pre, i);
+        cait_gammas(w, bp, D, init);
+        cait_norm(w, bp, "norm1", D);
+        cait_linear(w, bp, "attn.q", D, D, 0.02);
+        cait_linear(w, bp, "attn.k", D, D, 0.02);
+        cait_linear(w, bp, "attn.v", D, D, 0.02);
+        cait_linear(w, bp, "attn.proj", D, D, 0.02);
+        cait_norm(w, bp, "norm2", D);
+        cait_linear(w, bp, "mlp.fc1", 4 * D, D, 0.02);
+        cait_linear(w, bp, "mlp.fc2", D, 4 * D, 0.02);
+    }
+    cait_norm(w, pre, "norm", D);
+    cait_linear(w, pre, "head", 1000, D, 0.02);
+}
+
+static void backbone(writer *w, const uf_model_info *info)
+{
+    if (info->backbone == UF_BACKBONE_MCAIT) {
+        cait_model(w, "extractor1", 768, 16, 48, 28, 1e-6); /* cait_m48_448 */
+        cait_model(w, "extractor2", 384, 8, 24, 14, 1e-5);  /* cait_s24_224 */
+    } else
+        resnet_backbone(w, info);
 }
 
 /* Random permutation (Fisher-Yates) or rotation (Gram-Schmidt on a Gaussian matrix). */
@@ -233,14 +416,17 @@ static void flow(writer *w, const uf_model_info *info)
             /* 2*ln(e^5 - 1): softplus_{0.5} gives 10, times 0.1 = scale 1 */
             fill(w, N("global_scale"), 4, sc, w->perturb ? 'r' : 'c', w->perturb ? 7.0 : 9.986478805541992, 13.0);
             fill(w, N("global_offset"), 4, sc, w->perturb ? 'n' : 'c', 0, 0.2);
-            float *p = malloc(sizeof(float) * C * C), *pi = malloc(sizeof(float) * C * C);
-            if (!p || !pi)
-                w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
-            else {
-                permutation(w, C, info->permute_soft, p, pi);
-                put(w, N("w_perm"), 4, pm, p);
-                put(w, N("w_perm_inv"), 4, pm, pi);
+            float *p = NULL, *pi = NULL;
+            if (!w->plan) {
+                p = malloc(sizeof(float) * C * C);
+                pi = malloc(sizeof(float) * C * C);
+                if (!p || !pi)
+                    w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
+                else
+                    permutation(w, C, info->permute_soft, p, pi);
             }
+            put(w, N("w_perm"), 4, pm, p);
+            put(w, N("w_perm_inv"), 4, pm, pi);
             free(p);
             free(pi);
             double a0 = 1.0 / sqrt((double)C1 * ks * ks), a2 = 1.0 / sqrt((double)M * ks * ks);
@@ -258,19 +444,61 @@ static void flow(writer *w, const uf_model_info *info)
             int A = uf_flow_split_a(C);
             int64_t shp[4] = {A, 1, 2, 2};
             float *kern = scratch(w, (size_t)A * 4);
-            if (!kern) {
-                w->st = uf_err(w->err, UF_ERR_NOMEM, "out of memory");
-                return;
+            if (kern) {
+                memset(kern, 0, sizeof(float) * A * 4);
+                for (int r = 0; r < A; r++) /* row 4g+k: one-hot at position k of the 2x2 */
+                    kern[r * 4 + r % 4] = 1.f;
             }
-            memset(kern, 0, sizeof(float) * A * 4);
-            for (int r = 0; r < A; r++) /* row 4g+k: one-hot at position k of the 2x2 */
-                kern[r * 4 + r % 4] = 1.f;
             snprintf(name, sizeof name, "flow.module_list.%d.downsample_kernel", idx + 1);
             put(w, name, 4, shp, kern); /* Split is idx, IRevNetUpsampling idx+1, Concat idx+2 */
             idx += 3;
         }
 #undef N
     }
+}
+
+/* The safetensors header of the planned tensors, as uf_st_writer_save lays it out (metadata
+ * first, keys in order, compact JSON padded with spaces to a multiple of 8); opens w->f. */
+static uf_status write_header(writer *w, const char *tmp, const char *config, uf_error *err)
+{
+    json_t *h = json_object(), *meta = json_object();
+    if (!h || !meta) {
+        json_decref(h);
+        json_decref(meta);
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    }
+    json_object_set_new(meta, "config", json_string(config));
+    json_object_set_new(meta, "format", json_string("pt"));
+    json_object_set_new(h, "__metadata__", meta);
+    uint64_t off = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        const entry *e = &w->e[i];
+        json_t *shape = json_array();
+        for (int d = 0; d < e->ndim; d++)
+            json_array_append_new(shape, json_integer(e->shape[d]));
+        json_object_set_new(h, e->name,
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", uf_dtype_name(e->dt), "shape",
+                                      shape, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + e->bytes)));
+        off += e->bytes;
+    }
+    char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(h);
+    if (!txt)
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    size_t tl = strlen(txt), padded = (tl + 7) & ~(size_t)7;
+    if (!(w->f = fopen(tmp, "wb"))) {
+        free(txt);
+        return uf_err(err, UF_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(len8, 1, 8, w->f) == 8 && fwrite(txt, 1, tl, w->f) == tl;
+    for (size_t i = tl; ok && i < padded; i++)
+        ok = fputc(' ', w->f) != EOF;
+    free(txt);
+    return ok ? UF_OK : uf_err(err, UF_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
 }
 
 uf_create_opts uf_create_opts_default(void)
@@ -298,23 +526,34 @@ uf_status uf_model_create_random(const uf_create_opts *o, const char *path, uf_e
     uf_status s = uf_config_parse(txt, &info, &nm, &ds, err);
     free(nm);
     free(ds);
-    if (s == UF_OK && info.backbone == UF_BACKBONE_MCAIT)
-        s = uf_err(err, UF_ERR_UNSUPPORTED, "creating mcait models is not implemented yet");
-    writer w = {.w = uf_st_writer_new(), .r = {o->seed * 0x2545F4914F6CDD1Dull + 1}, .perturb = o->perturb,
-                .formula = o->formula_backbone, .err = err, .st = s};
-    if (!w.w && w.st == UF_OK)
-        w.st = uf_err(err, UF_ERR_NOMEM, "out of memory");
-    if (w.st == UF_OK) {
+    writer w = {.plan = 1, .perturb = o->perturb, .formula = o->formula_backbone, .err = err, .st = s};
+    const rng r0 = {o->seed * 0x2545F4914F6CDD1Dull + 1};
+    if (w.st == UF_OK) {   /* planning pass: names and shapes */
         backbone(&w, &info);
         flow(&w, &info);
     }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     if (w.st == UF_OK)
-        w.st = uf_st_writer_meta(w.w, "config", txt, err);
-    if (w.st == UF_OK)
-        w.st = uf_st_writer_meta(w.w, "format", "pt", err);
-    if (w.st == UF_OK)
-        w.st = uf_st_writer_save(w.w, path, err);
-    uf_st_writer_free(w.w);
+        w.st = write_header(&w, tmp, txt, err);
+    if (w.st == UF_OK) {   /* writing pass: the same calls, now drawing and streaming values */
+        w.plan = 0;
+        w.r = r0;
+        backbone(&w, &info);
+        flow(&w, &info);
+        if (w.st == UF_OK && w.next != w.n)
+            w.st = uf_err(err, UF_ERR_ARG, "internal error: %zu of %zu tensors written", w.next, w.n);
+    }
+    if (w.f && fclose(w.f) != 0 && w.st == UF_OK)
+        w.st = uf_err(err, UF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    /* write-then-rename: a reader (or a crash) never sees a half-written model */
+    if (w.f && w.st == UF_OK && rename(tmp, path) != 0)
+        w.st = uf_err(err, UF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (w.f && w.st != UF_OK)
+        unlink(tmp);
+    for (size_t i = 0; i < w.n; i++)
+        free(w.e[i].name);
+    free(w.e);
     free(w.buf);
     free(txt);
     return w.st;

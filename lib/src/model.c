@@ -1,5 +1,6 @@
 /* model.c — loading a model file: map, parse the config, let the backbone and the flow take
  * their tensors (each checked against the shape the config implies), reject leftovers. */
+#include "cait.h"
 #include "internal.h"
 #include "model.h"
 
@@ -16,7 +17,7 @@ static const uf_backbone_ops *backbone_ops(uf_backbone_kind k)
     case UF_BACKBONE_WIDE_RESNET50_2:
         return &uf_backbone_resnet;
     case UF_BACKBONE_MCAIT:
-        return NULL;
+        return &uf_backbone_mcait;
     }
     return NULL;
 }

@@ -6,6 +6,35 @@
 #define UF_VMATH_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* exp(x) = 2^k * exp(r), r = x - k ln2 in [-ln2/2, ln2/2], degree-7 Taylor (|err| < 1 ulp). */
+static inline float uf_exp_fast(float x)
+{
+    x = x < -87.33654f ? -87.33654f : x > 88.72283f ? 88.72283f : x;
+    float kf = x * 1.44269504f + 12582912.f; /* round to nearest via the 1.5*2^23 trick */
+    kf -= 12582912.f;
+    float r = x - kf * 0.693145752f;
+    r = r - kf * 1.42860677e-06f;
+    float p = 1.f / 5040.f;
+    p = p * r + 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    int32_t k = (int32_t)kf;
+    /* 2^k in two halves so that k = 128 (x near the top) does not overflow the exponent */
+    int32_t k1 = k >> 1, k2 = k - k1;
+    uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, 4);
+    memcpy(&s2, &b2, 4);
+    return p * s1 * s2;
+}
+
 
 /* The affine coupling of an AllInOneBlock (spec §3.4) on n elements:
  *   J = clamp * tanh(0.1 * s[i]);  s[i] <- x2[i] * exp(J) + 0.1 * t[i]

@@ -8,7 +8,6 @@
 
 #include "model.h"
 
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -934,13 +933,6 @@ static void test_unsupported_backbone(void **state)
 
 /* ---- fixture ----------------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -982,7 +974,7 @@ static int teardown(void **state)
     free_outputs(&g_ref);
     free(g_input);
     uf_st_close(g_base);
-    return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return ut_rmtree(tmpdir);
 }
 
 int main(void)

@@ -4,7 +4,6 @@
  * problem. Every rejection is tried through uf_st_open_buffer and through uf_st_open. */
 #include "util.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,13 +582,6 @@ static void test_reject_paths(void **state)
     unlink(p);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -600,7 +592,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return ut_rmtree(tmpdir);
 }
 
 int main(void)

@@ -24,6 +24,9 @@ uf_st *ut_open(const char *dir, const char *file);
 /* A float32 tensor by name (fails the test when absent); *n = element count. */
 const float *ut_f32(const uf_st *st, const char *name, size_t *n);
 
+/* Remove a directory tree (test temp dirs); 0 on success. */
+int ut_rmtree(const char *dir);
+
 double ut_max_abs(const float *a, const float *b, size_t n);
 double ut_mean_abs(const float *a, const float *b, size_t n);
 double ut_max_absval(const float *a, size_t n);

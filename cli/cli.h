@@ -10,6 +10,9 @@ int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_nfa(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_gendata(int argc, char **argv);
 
 /* Parse NFA option `name` ("window", "prob-thr", "epsilon") into o; -1 + message if invalid. */
 int cli_nfa_opt(const char *cmd, const char *name, const char *val, uf_nfa_opts *o);
@@ -23,6 +26,11 @@ int cli_fail(const char *cmd, const uf_error *err);
 int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi);
 /* Load a model; prints errors. */
 uf_model *cli_load_model(const char *cmd, const char *path);
+/* The image files (png, jpg, jpeg, bmp, tif, tiff, webp) of dir as "dir/name", sorted by
+ * name. -1 with a message when dir cannot be read. Free with cli_free_list. */
+int cli_list_images(const char *cmd, const char *dir, char ***paths, int *n);
+void cli_free_list(char **paths, int n);
+
 /* Default math threads: the number of online CPUs. */
 int cli_default_threads(void);
 

@@ -9,13 +9,20 @@
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: uflow create --out M.safetensors [--backbone resnet18|wide_resnet50_2]\n"
+            "usage: uflow create --out M.safetensors [--backbone resnet18|wide_resnet50_2|mcait]\n"
             "                    [--input-size H[xW]] [--flow-steps N] [--clamp C] [--ratio R]\n"
-            "                    [--permute-soft] [--seed S] [--perturb] [--name NAME]\n\n"
+            "                    [--permute-soft] [--seed S] [--perturb] [--name NAME]\n"
+            "                    [--backbone-weights FILE]\n\n"
             "Writes a model with anomalib's parameter names and the given config, weights drawn\n"
             "from a seeded generator (PyTorch-style default inits). It is untrained: useful for\n"
             "tests, benchmarks and as a training start. --perturb re-randomises the constant\n"
-            "parameters (ActNorm, BatchNorm, LayerNorm) so every parameter affects the output.\n");
+            "parameters (ActNorm, BatchNorm, LayerNorm) so every parameter affects the output.\n\n"
+            "--backbone-weights FILE takes every backbone tensor from FILE instead: a safetensors\n"
+            "file with torchvision/timm key names, e.g. ImageNet weights written on a machine with\n"
+            "internet access by\n"
+            "    /usr/bin/python3 tools/export_backbone.py --arch resnet18 --pretrained --out r18.safetensors\n"
+            "(see docs/model-format.md, \"Backbone weights\"). The feature LayerNorms and the flow stay\n"
+            "seeded-random; the config records the file's name, SHA-256 and source.\n");
 }
 
 static int parse_size(const char *s, int *h, int *w)
@@ -39,6 +46,7 @@ int cmd_create(int argc, char **argv)
         {"clamp", required_argument, 0, 'c'},      {"ratio", required_argument, 0, 'r'},
         {"permute-soft", no_argument, 0, 'p'},     {"seed", required_argument, 0, 'S'},
         {"perturb", no_argument, 0, 'P'},          {"name", required_argument, 0, 'n'},
+        {"backbone-weights", required_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     uf_create_opts o = uf_create_opts_default();
     const char *out = NULL;
@@ -65,6 +73,7 @@ int cmd_create(int argc, char **argv)
         case 'S': o.seed = strtoull(optarg, &end, 10); if (*end) goto bad; break;
         case 'P': o.perturb = 1; break;
         case 'n': o.name = optarg; break;
+        case 'w': o.backbone_weights = optarg; break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
         }

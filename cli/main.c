@@ -15,6 +15,9 @@ static const struct {
     {"bench", cmd_bench, "measure throughput and latency"},
     {"create", cmd_create, "write a seeded random-weight model of a given config"},
     {"nfa", cmd_nfa, "the a-contrario NFA map and mask from stored latents"},
+    {"train", cmd_train, "train a model on a folder of good images (frozen backbone, cached features)"},
+    {"eval", cmd_eval, "metrics (AUROC, AUPRO, F1, NFA IoU) on labelled folders; --calibrate"},
+    {"gen-demo", cmd_gendata, "make a demo dataset: good texture crops and synthetic defects with masks"},
 };
 
 static void usage(FILE *f)

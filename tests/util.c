@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <ftw.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 const char *ut_golden_dir(void)
@@ -87,3 +89,21 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 int ut_rmtree(const char *dir) { return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+int ut_run(char *out, size_t n, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = '\0';
+    while (fgetc(p) != EOF) /* drain what did not fit so the child never blocks */
+        ;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

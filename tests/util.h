@@ -24,6 +24,10 @@ uf_st *ut_open(const char *dir, const char *file);
 /* A float32 tensor by name (fails the test when absent); *n = element count. */
 const float *ut_f32(const uf_st *st, const char *name, size_t *n);
 
+/* Run a shell command line, capture stdout+stderr into out (truncated to n-1 bytes), return
+ * its exit status (-1 if it did not exit normally). */
+int ut_run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Remove a directory tree (test temp dirs); 0 on success. */
 int ut_rmtree(const char *dir);
 

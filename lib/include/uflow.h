@@ -155,6 +155,19 @@ typedef struct uf_create_opts {
      *    languages; fixtures omit the backbone and tests regenerate it). */
     int formula_backbone;
     const char *name, *description;   /* optional metadata */
+    /* Path to a safetensors file of pretrained backbone weights under torchvision/timm key
+     * names (tools/export_backbone.py; docs/model-format.md "Backbone weights"), or NULL for
+     * seeded random (or formula) weights. When set, every backbone tensor is copied from the
+     * file: ResNet keys "conv1.weight", "layer1.0.bn1.running_mean", ... (stem..layer3; fc and
+     * layer4 are ignored), mcait keys "extractor1.<timm cait_m48_448 key>" and
+     * "extractor2.<timm cait_s24_224 key>"; anomalib's own keys (optionally "model."-prefixed)
+     * are accepted too. Shapes must match exactly; F32 (F16/BF16/F64 are converted); a missing
+     * num_batches_tracked is written as 0. A missing tensor, a wrong shape or dtype is
+     * UF_ERR_TENSOR naming the key; a file for another backbone (its __metadata__
+     * "uflow_backbone", or its keys) is UF_ERR_CONFIG. The feature LayerNorms and the flow are
+     * still drawn from `seed`, identical to the random model of that seed. The config records
+     * "backbone_weights": {"file", "sha256", "source"} (random models: {"source"}). */
+    const char *backbone_weights;
 } uf_create_opts;
 
 uf_create_opts uf_create_opts_default(void);

@@ -169,6 +169,24 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
     return UF_OK;
 }
 
+uf_status uf_ctx_backbone(uf_ctx *c, const float *input, int batch, int raw,
+                          const float *const **feats, uf_error *err)
+{
+    if (batch < 1 || batch > c->max_batch)
+        return uf_err(err, UF_ERR_ARG, "batch %d outside [1, %d]", batch, c->max_batch);
+    const uf_model_info *info = &c->m->info;
+    size_t n = (size_t)batch * 3 * info->height * info->width;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(input[i]))
+            return uf_err(err, UF_ERR_ARG, "input has a non-finite value at element %zu", i);
+    uf_exec ex = c->ex;
+    ex.raw_features = raw;
+    c->m->bb_ops->run(c->m->bb, info, &ex, input, batch, c->bb_scratch, c->feats);
+    c->last_batch = 0;
+    *feats = (const float *const *)c->feats;
+    return UF_OK;
+}
+
 static int nfa_opts_equal(const uf_nfa_opts *a, const uf_nfa_opts *b)
 {
     return a->window == b->window && a->prob_thr == b->prob_thr && a->epsilon == b->epsilon &&

@@ -110,6 +110,11 @@ size_t uf_anomaly_map_scratch_floats(const uf_model_info *info);
 void uf_anomaly_map(const uf_model_info *info, const float *const z[UF_MAX_SCALES], int B,
                     float *scratch, float *map, float *score);
 
+/* Only the backbone on `batch` images (ctx.c); raw = 1 leaves out the feature LayerNorms'
+ * affine (x-hat, for the training cache). *feats points at the context's K feature maps. */
+uf_status uf_ctx_backbone(uf_ctx *ctx, const float *input, int batch, int raw,
+                          const float *const **feats, uf_error *err);
+
 /* Attach an observer to a context's flow (tests; ctx.c). */
 void uf_ctx_set_observer(uf_ctx *ctx, const uf_flow_observer *obs);
 

@@ -131,9 +131,12 @@ static void ln_part(void *arg, int t, int nt)
             ss += d * d;
         }
         j->part[t] = ss;
-    } else {
+    } else if (j->gamma) {
         for (size_t i = lo; i < hi; i++)
             j->y[i] = (j->x[i] - j->meanf) * j->rstd * j->gamma[i] + j->beta[i];
+    } else {
+        for (size_t i = lo; i < hi; i++)
+            j->y[i] = (j->x[i] - j->meanf) * j->rstd;
     }
 }
 

@@ -29,6 +29,8 @@ typedef struct uf_exec {
     int nt;                /* threads (uf_pool_size) */
     float *col;            /* nt * col_stride floats of im2col scratch */
     size_t col_stride;
+    int raw_features;      /* 1: backbones skip the trainable feature affine (training caches
+                            * the normalised features and applies the affine itself) */
 } uf_exec;
 
 /* Output side for an input side of n. */
@@ -61,7 +63,7 @@ void uf_maxpool2d_ex(const uf_exec *ex, const float *in, int B, int C, int h, in
                      int p, float *out);
 
 /* LayerNorm jointly over C*h*w per sample with elementwise affine [C,h,w] (biased variance,
- * moments accumulated in double). In-place allowed. */
+ * moments accumulated in double). In-place allowed. gamma = beta = NULL: no affine. */
 void uf_layernorm_chw(const float *in, int B, size_t n, const float *gamma, const float *beta,
                       float eps, float *out);
 void uf_layernorm_chw_ex(const uf_exec *ex, const float *in, int B, size_t n, const float *gamma,

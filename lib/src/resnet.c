@@ -217,7 +217,8 @@ static void rn_run(const void *state, const uf_model_info *info, const uf_exec *
             c = last->cout;
         }
         /* The raw layer output stays in x for the next layer; the feature is its LayerNorm. */
-        uf_layernorm_chw_ex(ex, x, B, (size_t)c * h * w, r->ln_w[l], r->ln_b[l], 1e-5f, feats[l]);
+        uf_layernorm_chw_ex(ex, x, B, (size_t)c * h * w, ex->raw_features ? NULL : r->ln_w[l],
+                            ex->raw_features ? NULL : r->ln_b[l], 1e-5f, feats[l]);
     }
 }
 

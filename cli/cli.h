@@ -22,12 +22,15 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Print "uflow <cmd>: <msg>" to stderr and return CLI_FAIL. */
 int cli_fail(const char *cmd, const uf_error *err);
+/* Parse an image size "H" (square) or "HxW", each side in [1, 4096]; -1 when invalid. */
+int cli_parse_size(const char *s, int *h, int *w);
 /* Parse a positive int option value; prints an error and returns -1 when invalid. */
 int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi);
 /* Load a model; prints errors. */
 uf_model *cli_load_model(const char *cmd, const char *path);
-/* The image files (png, jpg, jpeg, bmp, tif, tiff, webp) of dir as "dir/name", sorted by
- * name. -1 with a message when dir cannot be read. Free with cli_free_list. */
+/* The image files (regular files named *.png, jpg, jpeg, bmp, tif, tiff, webp, any case;
+ * no hidden ones) of dir as "dir/name", sorted by name; *n may be 0. -1 with a message when
+ * dir cannot be read or memory runs out. Free with cli_free_list. */
 int cli_list_images(const char *cmd, const char *dir, char ***paths, int *n);
 void cli_free_list(char **paths, int n);
 

@@ -25,19 +25,6 @@ static void help(FILE *f)
             "seeded-random; the config records the file's name, SHA-256 and source.\n");
 }
 
-static int parse_size(const char *s, int *h, int *w)
-{
-    char *end;
-    long a = strtol(s, &end, 10), b = a;
-    if (*end == 'x')
-        b = strtol(end + 1, &end, 10);
-    if (*end || a <= 0 || b <= 0 || a > 4096 || b > 4096)
-        return -1;
-    *h = (int)a;
-    *w = (int)b;
-    return 0;
-}
-
 int cmd_create(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -58,7 +45,7 @@ int cmd_create(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'b': o.backbone = optarg; break;
         case 's':
-            if (parse_size(optarg, &o.height, &o.width)) {
+            if (cli_parse_size(optarg, &o.height, &o.width)) {
                 fprintf(stderr, "uflow create: --input-size expects H or HxW, got '%s'\n", optarg);
                 return CLI_USAGE;
             }

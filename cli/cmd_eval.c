@@ -5,7 +5,6 @@
 #include "uflow_eval.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <glib.h>
@@ -58,23 +57,6 @@ typedef struct items {
     size_t n, cap;
 } items;
 
-static int has_image_ext(const char *name)
-{
-    static const char *ext[] = {"png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"};
-    const char *dot = strrchr(name, '.');
-    if (!dot || dot == name)
-        return 0;
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (!strcasecmp(dot + 1, ext[i]))
-            return 1;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static char *join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -93,65 +75,30 @@ static int is_file(const char *p)
 /* Append the images of dir (sorted by name) with the label; -1 + message on failure. */
 static int list_dir(const char *dir, int label, items *it)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "uflow eval: cannot open directory '%s': %s\n", dir, strerror(errno));
+    char **paths;
+    int n;
+    if (cli_list_images("eval", dir, &paths, &n))
+        return -1;
+    if (n == 0) {
+        fprintf(stderr, "uflow eval: no images (png, jpg, jpeg, bmp, tif, tiff, webp) in '%s'\n", dir);
+        cli_free_list(paths, n);
         return -1;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = 0, oom = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !has_image_ext(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                rc = oom = -1;
-                break;
-            }
-            names = nn;
+    if (it->n + (size_t)n > it->cap) {
+        size_t c = it->n + (size_t)n;
+        item *v = realloc(it->v, c * sizeof *v);
+        if (!v) {
+            fprintf(stderr, "uflow eval: out of memory listing '%s'\n", dir);
+            cli_free_list(paths, n);
+            return -1;
         }
-        if (!(names[n] = join(dir, e->d_name))) {
-            rc = oom = -1;
-            break;
-        }
-        if (!is_file(names[n])) {
-            free(names[n]);
-            continue;
-        }
-        n++;
+        it->v = v;
+        it->cap = c;
     }
-    closedir(d);
-    if (rc == 0 && n == 0) {
-        fprintf(stderr, "uflow eval: no images (png, jpg, jpeg, bmp, tif, tiff, webp) in '%s'\n", dir);
-        rc = -1;
-    }
-    if (rc == 0) {
-        qsort(names, n, sizeof *names, cmp_str);
-        if (it->n + n > it->cap) {
-            size_t c = it->n + n;
-            item *v = realloc(it->v, c * sizeof *v);
-            if (!v)
-                rc = oom = -1;
-            else {
-                it->v = v;
-                it->cap = c;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            it->v[it->n++] = (item){.path = names[i], .label = label, .iou = NAN};
-        else
-            free(names[i]);
-    }
-    free(names);
-    if (oom)
-        fprintf(stderr, "uflow eval: out of memory listing '%s'\n", dir);
-    return rc;
+    for (int i = 0; i < n; i++) /* the items own the paths from here on */
+        it->v[it->n++] = (item){.path = paths[i], .label = label, .iou = NAN};
+    free(paths);
+    return 0;
 }
 
 /* The mask of image `path` in mdir: <stem>.<ext>, <stem>.png or <stem>_mask.png. */

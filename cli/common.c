@@ -24,6 +24,19 @@ int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi)
     return (int)v;
 }
 
+int cli_parse_size(const char *s, int *h, int *w)
+{
+    char *end;
+    long a = strtol(s, &end, 10), b = a;
+    if (*end == 'x')
+        b = strtol(end + 1, &end, 10);
+    if (*end || a <= 0 || b <= 0 || a > 4096 || b > 4096)
+        return -1;
+    *h = (int)a;
+    *w = (int)b;
+    return 0;
+}
+
 int cli_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

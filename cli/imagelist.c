@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static int is_image(const char *name)
 {
@@ -32,7 +33,7 @@ int cli_list_images(const char *cmd, const char *dir, char ***out, int *n)
         return -1;
     }
     char **v = NULL;
-    int cnt = 0, cap = 0;
+    int cnt = 0, cap = 0, oom = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!is_image(e->d_name))
@@ -40,16 +41,30 @@ int cli_list_images(const char *cmd, const char *dir, char ***out, int *n)
         if (cnt == cap) {
             cap = cap ? 2 * cap : 64;
             char **nv = realloc(v, sizeof *v * (size_t)cap);
-            if (!nv)
+            if (!nv) {
+                oom = 1;
                 break;
+            }
             v = nv;
         }
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        if (!(v[cnt] = malloc(len)))
+        if (!(v[cnt] = malloc(len))) {
+            oom = 1;
             break;
-        snprintf(v[cnt++], len, "%s/%s", dir, e->d_name);
+        }
+        snprintf(v[cnt], len, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(v[cnt], &sb) == 0 && S_ISREG(sb.st_mode))
+            cnt++;
+        else
+            free(v[cnt]); /* a directory or a dangling link with an image's name */
     }
     closedir(d);
+    if (oom) {
+        fprintf(stderr, "uflow %s: out of memory listing '%s'\n", cmd, dir);
+        cli_free_list(v, cnt);
+        return -1;
+    }
     if (cnt)
         qsort(v, (size_t)cnt, sizeof *v, cmp);
     *out = v;

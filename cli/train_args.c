@@ -10,19 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int parse_size(const char *s, int *h, int *w)
-{
-    char *end;
-    long a = strtol(s, &end, 10), b = a;
-    if (*end == 'x')
-        b = strtol(end + 1, &end, 10);
-    if (*end || a <= 0 || b <= 0 || a > 4096 || b > 4096)
-        return -1;
-    *h = (int)a;
-    *w = (int)b;
-    return 0;
-}
-
 static int parse_double(const char *opt, const char *v, double lo, double hi, double *out)
 {
     char *end;
@@ -92,7 +79,7 @@ int train_parse_args(int argc, char **argv, train_args *a, void (*help)(FILE *))
             }
             break;
         case 's':
-            if (parse_size(optarg, &a->h, &a->w)) {
+            if (cli_parse_size(optarg, &a->h, &a->w)) {
                 fprintf(stderr, "uflow train: --input-size expects H or HxW, got '%s'\n", optarg);
                 return CLI_USAGE;
             }

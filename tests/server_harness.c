@@ -28,39 +28,6 @@ double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
-/* Run a command, capture stdout (stderr discarded), return the exit status. */
-int run(char *out, size_t n, const char *cmd)
-{
-    char full[8192];
-    if (strlen(cmd) + 16 > sizeof full)
-        fail_msg("command too long");
-    strcpy(full, cmd);
-    strcat(full, " 2>/dev/null");
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* daemons                                                                                  */
 
@@ -109,7 +76,7 @@ void daemon_start(uflowd *d, const char *name, const char *args, int wait_ready)
         if (d->port == 0 && waitpid(pid, &st, WNOHANG) == pid) {
             char buf[4096] = "";
             size_t n;
-            unsigned char *log = slurp(d->log, &n);
+            unsigned char *log = ut_slurp(d->log, &n);
             snprintf(buf, sizeof buf, "%s", log);
             free(log);
             d->pid = 0;

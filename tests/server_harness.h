@@ -38,12 +38,6 @@ typedef struct reqopt {
 
 void sleep_ms(int ms);
 double now_s(void);                  /* monotonic seconds */
-/* A whole file, NUL-terminated (fails the test when unreadable); free() it. */
-unsigned char *slurp(const char *path, size_t *len);
-
-/* Run a command, capture stdout (stderr discarded), return the exit status. */
-int run(char *out, size_t n, const char *cmd);
-
 /* Start uflowd with `args` (space-separated) plus --listen 127.0.0.1:0 --port-file; wait
  * (bounded) until /readyz is 200 when wait_ready, else until /healthz answers at all. */
 void daemon_start(uflowd *d, const char *name, const char *args, int wait_ready);

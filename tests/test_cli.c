@@ -9,29 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *uflow;
 static char tmpdir[] = "/tmp/uflow_test_cli_XXXXXX";
-
-/* Run a shell command line, capture stdout+stderr into out (truncated), return exit status. */
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void tmp(char *buf, size_t n, const char *file) { ut_path(buf, n, tmpdir, file); }
 
@@ -51,7 +32,7 @@ static void test_infer_tensor(void **state)
     assert_int_equal(uf_st_writer_add(w, "image", UF_DT_F32, 4, shp, ut_f32(exp, "input", NULL), &err), UF_OK);
     assert_int_equal(uf_st_writer_save(w, in, &err), UF_OK);
     uf_st_writer_free(w);
-    int rc = run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --threads 2", uflow, model, in, outp);
+    int rc = ut_run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --threads 2", uflow, model, in, outp);
     if (rc != 0)
         fail_msg("uflow infer failed (%d): %s", rc, out);
     uf_st *got = ut_open(tmpdir, "out.safetensors");
@@ -86,8 +67,9 @@ static void test_infer_images(void **state)
     golden_model(model, sizeof model);
     tmp(outp, sizeof outp, "imgs.safetensors");
     ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
-    int rc = run(out, sizeof out, "%s infer --model %s --image %s/texture_300x280.png --image %s/defect_640x480.jpg --out %s",
-                 uflow, model, dir, dir, outp);
+    int rc = ut_run(out, sizeof out,
+                    "%s infer --model %s --image %s/texture_300x280.png --image %s/defect_640x480.jpg --out %s", uflow,
+                    model, dir, dir, outp);
     if (rc != 0)
         fail_msg("uflow infer --image failed (%d): %s", rc, out);
     uf_st *got = ut_open(tmpdir, "imgs.safetensors"), *exp = ut_open(ut_golden_dir(), "expected_images.safetensors");
@@ -110,8 +92,9 @@ static void test_predict(void **state)
     golden_model(model, sizeof model);
     tmp(hdir, sizeof hdir, "heat");
     ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
-    int rc = run(out, sizeof out, "%s predict --model %s --heatmap-dir %s %s/texture_300x280.png %s/defect_640x480.jpg",
-                 uflow, model, hdir, dir, dir);
+    int rc =
+        ut_run(out, sizeof out, "%s predict --model %s --heatmap-dir %s %s/texture_300x280.png %s/defect_640x480.jpg",
+               uflow, model, hdir, dir, dir);
     if (rc != 0)
         fail_msg("uflow predict failed (%d): %s", rc, out);
     uf_st *exp = ut_open(ut_golden_dir(), "expected_images.safetensors");
@@ -136,7 +119,7 @@ static void test_predict(void **state)
     }
     uf_st_close(exp);
     /* a missing image: its own error line, exit status 1, other images still scored */
-    rc = run(out, sizeof out, "%s predict --model %s /nonexistent.png %s/texture_300x280.png", uflow, model, dir);
+    rc = ut_run(out, sizeof out, "%s predict --model %s /nonexistent.png %s/texture_300x280.png", uflow, model, dir);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "\"error\""));
     assert_non_null(strstr(out, "\"score\""));
@@ -147,15 +130,16 @@ static void test_inspect_create_bench(void **state)
     (void)state;
     char model[1024], out[8192], small[1024];
     golden_model(model, sizeof model);
-    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, model), 0);
+    assert_int_equal(ut_run(out, sizeof out, "%s inspect %s", uflow, model), 0);
     assert_non_null(strstr(out, "resnet18"));
     assert_non_null(strstr(out, "5971031 elements"));
     assert_non_null(strstr(out, "84x64x64"));
     tmp(small, sizeof small, "small.safetensors");
-    assert_int_equal(run(out, sizeof out, "%s create --out %s --input-size 64x96 --flow-steps 2 --seed 3", uflow, small), 0);
-    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, small), 0);
+    assert_int_equal(
+        ut_run(out, sizeof out, "%s create --out %s --input-size 64x96 --flow-steps 2 --seed 3", uflow, small), 0);
+    assert_int_equal(ut_run(out, sizeof out, "%s inspect %s", uflow, small), 0);
     assert_non_null(strstr(out, "64x96"));
-    assert_int_equal(run(out, sizeof out, "%s bench --model %s --iters 2 --warmup 0 --json", uflow, small), 0);
+    assert_int_equal(ut_run(out, sizeof out, "%s bench --model %s --iters 2 --warmup 0 --json", uflow, small), 0);
     json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
     assert_non_null(o);
     assert_true(json_real_value(json_object_get(o, "images_per_s")) > 0);
@@ -210,23 +194,25 @@ static void test_nfa(void **state)
     assert_int_equal(uf_st_writer_save(wz, zin, &err), UF_OK);
     uf_st_writer_free(w);
     uf_st_writer_free(wz);
-    int rc = run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --nfa", uflow, model, in, o1);
+    int rc = ut_run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --nfa", uflow, model, in, o1);
     if (rc)
         fail_msg("infer --nfa: %s", out);
     check_nfa_out("nfa_o1.safetensors", exp);
-    rc = run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s", uflow, zin, o2);
+    rc = ut_run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s", uflow, zin, o2);
     if (rc)
         fail_msg("uflow nfa: %s", out);
     check_nfa_out("nfa_o2.safetensors", exp);
     uf_st_close(exp);
     /* bad options are usage errors; a window too large for the coarsest map is a clear failure */
-    assert_int_equal(run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --prob-thr 1.5", uflow, zin, o2), 2);
-    assert_int_equal(run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --window 200", uflow, zin, o2), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --prob-thr 1.5",
+                            uflow, zin, o2), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s nfa --latent %s --height 256 --width 256 --out %s --window 200",
+                            uflow, zin, o2), 1);
     assert_non_null(strstr(out, "scale"));
     /* predict --mask-dir writes a mask PNG and reports the NFA fields */
     tmp(mdir, sizeof mdir, "masks");
     ut_path(dir, sizeof dir, ut_golden_dir(), "inputs");
-    rc = run(out, sizeof out, "%s predict --model %s --mask-dir %s %s/defect_640x480.jpg", uflow, model, mdir, dir);
+    rc = ut_run(out, sizeof out, "%s predict --model %s --mask-dir %s %s/defect_640x480.jpg", uflow, model, mdir, dir);
     if (rc)
         fail_msg("predict --mask-dir: %s", out);
     json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
@@ -246,19 +232,19 @@ static void test_errors(void **state)
     (void)state;
     char out[8192], model[1024], bad[1024];
     golden_model(model, sizeof model);
-    assert_int_equal(run(out, sizeof out, "%s", uflow), 2);
-    assert_int_equal(run(out, sizeof out, "%s frobnicate", uflow), 2);
-    assert_int_equal(run(out, sizeof out, "%s infer --model %s", uflow, model), 2); /* no input/out */
-    assert_int_equal(run(out, sizeof out, "%s bench --model %s --batch 0", uflow, model), 2);
-    assert_int_equal(run(out, sizeof out, "%s inspect /nonexistent.safetensors", uflow), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s", uflow), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s frobnicate", uflow), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s infer --model %s", uflow, model), 2); /* no input/out */
+    assert_int_equal(ut_run(out, sizeof out, "%s bench --model %s --batch 0", uflow, model), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s inspect /nonexistent.safetensors", uflow), 1);
     assert_non_null(strstr(out, "cannot open"));
     tmp(bad, sizeof bad, "bad.safetensors");
     FILE *f = fopen(bad, "wb");
     fputs("not a model", f);
     fclose(f);
-    assert_int_equal(run(out, sizeof out, "%s inspect %s", uflow, bad), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s inspect %s", uflow, bad), 1);
     assert_non_null(strstr(out, "header length"));
-    assert_int_equal(run(out, sizeof out, "%s create --out %s --input-size 100", uflow, bad), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s create --out %s --input-size 100", uflow, bad), 1);
     assert_non_null(strstr(out, "multiples of 16"));
 }
 
@@ -277,9 +263,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nfa),          cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
+    if (ut_rmtree(tmpdir) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return rc;
 }

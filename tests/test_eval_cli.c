@@ -12,29 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *uflow;
 static char tmpdir[] = "/tmp/uflow_test_eval_XXXXXX";
 static char model[256], good[256], anom[256], masks[256];
-
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void tmp(char *buf, size_t n, const char *file) { ut_path(buf, n, tmpdir, file); }
 
@@ -79,7 +61,7 @@ static int setup(void **state)
     tmp(masks, sizeof masks, "masks");
     if (mkdir(good, 0755) || mkdir(anom, 0755) || mkdir(masks, 0755))
         return -1;
-    if (run(out, sizeof out, "%s create --out %s --input-size 64 --seed 3", uflow, model) != 0) {
+    if (ut_run(out, sizeof out, "%s create --out %s --input-size 64 --seed 3", uflow, model) != 0) {
         fprintf(stderr, "uflow create failed: %s\n", out);
         return -1;
     }
@@ -133,15 +115,22 @@ static void check_unit(json_t *o, const char *path)
         fail_msg("%s = %g outside [0, 1]", path, v);
 }
 
+/* `uflow eval` of the whole data set with masks, batches of 3, the JSON report to jp and the
+ * text report into out; fails the test unless it succeeds. */
+static void eval_to_json(char *out, size_t n, const char *jp)
+{
+    int rc = ut_run(out, n, "%s eval --model %s --good %s --anomalous %s --masks %s --json %s --threads 2 --batch 3",
+                    uflow, model, good, anom, masks, jp);
+    if (rc != 0)
+        fail_msg("uflow eval failed (%d): %s", rc, out);
+}
+
 static void test_eval_json(void **state)
 {
     (void)state;
     char out[32768], jp[1024];
     tmp(jp, sizeof jp, "eval.json");
-    int rc = run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s --json %s --threads 2 --batch 3",
-                 uflow, model, good, anom, masks, jp);
-    if (rc != 0)
-        fail_msg("uflow eval failed (%d): %s", rc, out);
+    eval_to_json(out, sizeof out, jp);
     char *table = strstr(out, "\n\n"); /* the summary, then the per-image table */
     assert_non_null(table);
     print_message("%.*s\n", (int)(table - out), out);
@@ -225,10 +214,7 @@ static void test_eval_batch_decimate(void **state)
     static char out[65536];
     char jp[1024];
     tmp(jp, sizeof jp, "eval_b3.json");
-    int rc = run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s --json %s --threads 2 --batch 3",
-                 uflow, model, good, anom, masks, jp);
-    if (rc != 0)
-        fail_msg("uflow eval failed (%d): %s", rc, out);
+    eval_to_json(out, sizeof out, jp);
     json_t *b3 = load_json(jp);
     /* stdout must be pure JSON: the text report goes to stderr, which we drop here */
     char cmd[8192];
@@ -267,8 +253,9 @@ static void test_eval_calibrate(void **state)
     tmp(m2, sizeof m2, "calibrated.safetensors");
     tmp(m3, sizeof m3, "inplace.safetensors");
     tmp(jp, sizeof jp, "cal.json");
-    int rc = run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s --calibrate --out %s --json %s",
-                 uflow, model, good, anom, masks, m2, jp);
+    int rc =
+        ut_run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s --calibrate --out %s --json %s",
+               uflow, model, good, anom, masks, m2, jp);
     if (rc != 0)
         fail_msg("uflow eval --calibrate failed (%d): %s", rc, out);
     assert_non_null(strstr(out, "wrote post-processing statistics"));
@@ -301,7 +288,7 @@ static void test_eval_calibrate(void **state)
 
     /* predict on the calibrated model reports the normalised score and label */
     snprintf(img, sizeof img, "%s/001.png", anom);
-    rc = run(out, sizeof out, "%s predict --model %s %s", uflow, m2, img);
+    rc = ut_run(out, sizeof out, "%s predict --model %s %s", uflow, m2, img);
     if (rc != 0)
         fail_msg("uflow predict failed (%d): %s", rc, out);
     json_t *line = json_loads(out, 0, NULL);
@@ -314,8 +301,8 @@ static void test_eval_calibrate(void **state)
     json_decref(line);
 
     /* in place, without masks: the pixel threshold is the image threshold (anomalib's match) */
-    rc = run(out, sizeof out, "cp %s %s && %s eval --model %s --good %s --anomalous %s --calibrate --json %s",
-             model, m3, uflow, m3, good, anom, jp);
+    rc = ut_run(out, sizeof out, "cp %s %s && %s eval --model %s --good %s --anomalous %s --calibrate --json %s",
+                model, m3, uflow, m3, good, anom, jp);
     if (rc != 0)
         fail_msg("uflow eval --calibrate in place failed (%d): %s", rc, out);
     o = load_json(jp);
@@ -341,23 +328,25 @@ static void test_eval_errors(void **state)
     snprintf(p, sizeof p, "%s/zz_unmasked.png", nomask);
     write_image(p, NULL, 10, 5, 5, 7);
     /* an anomalous image without a mask file: exit 1 naming it */
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s", uflow, model,
-                         good, nomask, masks), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --masks %s", uflow, model,
+                            good, nomask, masks), 1);
     assert_non_null(strstr(out, "zz_unmasked.png"));
     /* an empty folder */
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s", uflow, model, empty, anom), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s", uflow, model, empty,
+                            anom), 1);
     assert_non_null(strstr(out, "no images"));
     /* a folder that does not exist, a model that does not exist */
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --good %s/nope --anomalous %s", uflow, model, tmpdir, anom), 1);
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s/nope.safetensors --good %s --anomalous %s", uflow, tmpdir,
-                         good, anom), 1);
+    assert_int_equal(
+        ut_run(out, sizeof out, "%s eval --model %s --good %s/nope --anomalous %s", uflow, model, tmpdir, anom), 1);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --model %s/nope.safetensors --good %s --anomalous %s", uflow,
+                            tmpdir, good, anom), 1);
     /* usage */
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --anomalous %s", uflow, model, anom), 2);
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --out x.safetensors", uflow,
-                         model, good, anom), 2);
-    assert_int_equal(run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --batch 0", uflow, model, good,
-                         anom), 2);
-    assert_int_equal(run(out, sizeof out, "%s eval --help", uflow), 0);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --model %s --anomalous %s", uflow, model, anom), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --out x.safetensors", uflow,
+                            model, good, anom), 2);
+    assert_int_equal(
+        ut_run(out, sizeof out, "%s eval --model %s --good %s --anomalous %s --batch 0", uflow, model, good, anom), 2);
+    assert_int_equal(ut_run(out, sizeof out, "%s eval --help", uflow), 0);
     assert_non_null(strstr(out, "--calibrate"));
 }
 

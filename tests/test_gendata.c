@@ -64,25 +64,10 @@ static img load(const char *path)
     return m;
 }
 
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc(n > 0 ? (size_t)n : 1);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int same_file(const char *a, const char *b)
 {
     size_t na, nb;
-    void *x = slurp(a, &na), *y = slurp(b, &nb);
+    void *x = ut_slurp(a, &na), *y = ut_slurp(b, &nb);
     int same = na == nb && !memcmp(x, y, na);
     free(x);
     free(y);
@@ -250,7 +235,7 @@ static void test_layout(void **state)
     free_names(masks, 8);
     snprintf(p, sizeof p, "%s/README.txt", dir);
     size_t len;
-    char *txt = slurp(p, &len);
+    char *txt = ut_slurp(p, &len);
     txt = realloc(txt, len + 1);
     txt[len] = '\0';
     assert_non_null(strstr(txt, "--seed 5"));

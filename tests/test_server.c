@@ -32,7 +32,7 @@ static unsigned char *input_bytes(int i, size_t *len)
 {
     char p[1200];
     snprintf(p, sizeof p, "%s/inputs/%s", ut_golden_dir(), inputs[i]);
-    return slurp(p, len);
+    return ut_slurp(p, len);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -71,7 +71,7 @@ static void write_postproc_model(const char *src, const char *dst)
 static int group_setup(void **state)
 {
     (void)state;
-    char p[1300], cmd[4096], out[8192];
+    char p[1300], out[8192];
     snprintf(models_dir, sizeof models_dir, "%s/models", tmpdir);
     if (mkdir(models_dir, 0755) != 0)
         return -1;
@@ -94,9 +94,8 @@ static int group_setup(void **state)
     snprintf(pp, sizeof pp, "%s/pp.safetensors", models_dir);
     write_postproc_model(p, pp);
     /* reference scores from the CLI */
-    snprintf(cmd, sizeof cmd, "%s predict --model %s %s/inputs/%s %s/inputs/%s", uflow_bin, golden_model,
-             ut_golden_dir(), inputs[0], ut_golden_dir(), inputs[1]);
-    if (run(out, sizeof out, cmd) != 0)
+    if (ut_run_stdout(out, sizeof out, "%s predict --model %s %s/inputs/%s %s/inputs/%s", uflow_bin, golden_model,
+                      ut_golden_dir(), inputs[0], ut_golden_dir(), inputs[1]) != 0)
         return -1;
     char *save = NULL, *line = strtok_r(out, "\n", &save);
     for (int i = 0; i < 2; i++, line = strtok_r(NULL, "\n", &save)) {
@@ -380,10 +379,11 @@ static void test_predict_postproc(void **state)
 static void test_predict_mask(void **state)
 {
     (void)state;
-    char cmd[4096], out[4096];
-    snprintf(cmd, sizeof cmd, "%s predict --nfa --nfa-window 5 --nfa-epsilon -2 --model %s %s/inputs/%s", uflow_bin,
-             golden_model, ut_golden_dir(), inputs[1]);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    char out[4096];
+    assert_int_equal(ut_run_stdout(out, sizeof out,
+                                   "%s predict --nfa --nfa-window 5 --nfa-epsilon -2 --model %s %s/inputs/%s",
+                                   uflow_bin, golden_model, ut_golden_dir(), inputs[1]),
+                     0);
     json_t *cli = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
     assert_non_null(cli);
     json_t *cn = json_object_get(cli, "nfa");
@@ -453,7 +453,7 @@ static void test_predict_mask(void **state)
 static void test_kserve_infer(void **state)
 {
     (void)state;
-    char in[1300], outp[1300], cmd[4096], out[4096];
+    char in[1300], outp[1300], out[4096];
     snprintf(in, sizeof in, "%s/in.safetensors", tmpdir);
     snprintf(outp, sizeof outp, "%s/out.safetensors", tmpdir);
     uf_st *exp = ut_open(ut_golden_dir(), "expected_random.safetensors");
@@ -466,8 +466,9 @@ static void test_kserve_infer(void **state)
     assert_int_equal(uf_st_writer_add(w, "image", UF_DT_F32, 4, shp, x, &err), UF_OK);
     assert_int_equal(uf_st_writer_save(w, in, &err), UF_OK);
     uf_st_writer_free(w);
-    snprintf(cmd, sizeof cmd, "%s infer --model %s --tensor %s --out %s", uflow_bin, golden_model, in, outp);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(
+        ut_run_stdout(out, sizeof out, "%s infer --model %s --tensor %s --out %s", uflow_bin, golden_model, in, outp),
+        0);
     uf_st *ref = ut_open(tmpdir, "out.safetensors");
     const float *ref_map = ut_f32(ref, "anomaly_map", NULL), *ref_ps = ut_f32(ref, "pred_score", NULL);
 
@@ -783,7 +784,7 @@ static void test_timeout(void **state)
 static void test_api_key(void **state)
 {
     (void)state;
-    char keys[1300], args[3000], cmd[4096], out[1024];
+    char keys[1300], args[3000], out[1024];
     snprintf(keys, sizeof keys, "%s/keys", tmpdir);
     FILE *f = fopen(keys, "w");
     fputs("# uflowd keys\nfirst-key-123\n\n  second-key-456  \n", f);
@@ -830,11 +831,11 @@ static void test_api_key(void **state)
     json_decref(rep);
     free(img);
     /* --healthcheck sends the first key of --api-key-file */
-    snprintf(cmd, sizeof cmd, "%s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, d.port);
-    assert_int_equal(run(out, sizeof out, cmd), 1);
-    snprintf(cmd, sizeof cmd, "%s --api-key-file %s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, keys,
-             d.port);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, d.port),
+                     1);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --api-key-file %s --healthcheck http://127.0.0.1:%d/readyz",
+                                   uflowd_bin, keys, d.port),
+                     0);
     assert_int_equal(daemon_stop(&d), 0);
 
     /* --public-health: health, readiness and metrics open, the rest still closed */
@@ -845,12 +846,14 @@ static void test_api_key(void **state)
     assert_int_equal(http_get_status(dp.port, "/v2/health/ready"), 200);
     assert_int_equal(http_get_status(dp.port, "/v1/models"), 401);
     assert_int_equal(http_get_status(dp.port, "/v2/models/small"), 401);
-    snprintf(cmd, sizeof cmd, "%s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, dp.port);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
-    snprintf(cmd, sizeof cmd, "UFLOWD_LISTEN=127.0.0.1:%d %s --healthcheck", dp.port, uflowd_bin);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --healthcheck http://127.0.0.1:%d/readyz", uflowd_bin, dp.port),
+                     0);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "UFLOWD_LISTEN=127.0.0.1:%d %s --healthcheck", dp.port, uflowd_bin),
+                     0);
     assert_int_equal(daemon_stop(&dp), 0);
-    assert_int_equal(run(out, sizeof out, cmd), 1); /* nothing listens any more */
+    /* nothing listens any more */
+    assert_int_equal(ut_run_stdout(out, sizeof out, "UFLOWD_LISTEN=127.0.0.1:%d %s --healthcheck", dp.port, uflowd_bin),
+                     1);
 }
 
 typedef struct drain_state {
@@ -912,7 +915,7 @@ static void test_sigterm_drain(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
     /* JSON log lines: one per request, with its id, no image data */
     size_t ln;
-    char *log = (char *)slurp(d.log, &ln);
+    char *log = (char *)ut_slurp(d.log, &ln);
     int requests = 0;
     for (char *save = NULL, *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         json_t *j = json_loads(l, 0, NULL);
@@ -936,9 +939,8 @@ static void test_sigterm_drain(void **state)
 static void test_command_line(void **state)
 {
     (void)state;
-    char cmd[4096], out[16384];
-    snprintf(cmd, sizeof cmd, "%s --help", uflowd_bin);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    char out[16384];
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --help", uflowd_bin), 0);
     const char *flags[] = {"--models", "--model", "--listen", "--workers", "--threads-per-worker", "--queue-size",
                            "--request-timeout", "--max-body", "--max-pixels", "--api-key-file", "--public-health",
                            "--log-format", "--drain-timeout", "--healthcheck", "UFLOWD_MODELS", "UFLOWD_LISTEN",
@@ -946,19 +948,15 @@ static void test_command_line(void **state)
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strstr(out, flags[i]))
             fail_msg("--help does not mention %s", flags[i]);
-    snprintf(cmd, sizeof cmd, "%s", uflowd_bin);
-    assert_int_equal(run(out, sizeof out, cmd), 2);
-    snprintf(cmd, sizeof cmd, "%s --models %s --frobnicate", uflowd_bin, models_dir);
-    assert_int_equal(run(out, sizeof out, cmd), 2);
-    snprintf(cmd, sizeof cmd, "UFLOWD_WORKERS=lots %s --models %s", uflowd_bin, models_dir);
-    assert_int_equal(run(out, sizeof out, cmd), 2);
-    snprintf(cmd, sizeof cmd, "%s --models %s --log-format xml", uflowd_bin, models_dir);
-    assert_int_equal(run(out, sizeof out, cmd), 2);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s", uflowd_bin), 2);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --models %s --frobnicate", uflowd_bin, models_dir), 2);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "UFLOWD_WORKERS=lots %s --models %s", uflowd_bin, models_dir), 2);
+    assert_int_equal(ut_run_stdout(out, sizeof out, "%s --models %s --log-format xml", uflowd_bin, models_dir), 2);
     /* startup failures exit 1: a missing model file, an empty directory */
-    snprintf(cmd, sizeof cmd, "%s --model a=/nonexistent.safetensors --listen 127.0.0.1:0", uflowd_bin);
-    assert_int_equal(run(out, sizeof out, cmd), 1);
-    snprintf(cmd, sizeof cmd, "%s --models %s/nonexistent --listen 127.0.0.1:0", uflowd_bin, tmpdir);
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(
+        ut_run_stdout(out, sizeof out, "%s --model a=/nonexistent.safetensors --listen 127.0.0.1:0", uflowd_bin), 1);
+    assert_int_equal(
+        ut_run_stdout(out, sizeof out, "%s --models %s/nonexistent --listen 127.0.0.1:0", uflowd_bin, tmpdir), 1);
     /* the environment twins configure a daemon */
     uflowd d;
     char args[64];
@@ -1254,10 +1252,9 @@ static void test_openapi_conformance(void **state)
     }
     const char *recorded = record_path;
     record_path = NULL;
-    char cmd[4096], out[16384];
-    snprintf(cmd, sizeof cmd, "%s %s/tests/openapi_check.py %s/api/openapi.yaml %s", python_bin, UF_SOURCE_ROOT,
-             UF_SOURCE_ROOT, recorded);
-    int rc = run(out, sizeof out, cmd);
+    char out[16384];
+    int rc = ut_run_stdout(out, sizeof out, "%s %s/tests/openapi_check.py %s/api/openapi.yaml %s", python_bin,
+                           UF_SOURCE_ROOT, UF_SOURCE_ROOT, recorded);
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
         print_message("%s\n", l); /* line by line: cmocka's message buffer is short */
     if (rc == 77) /* reported as skipped, never as passed */
@@ -1296,9 +1293,7 @@ int main(int argc, char **argv)
     int rc = cmocka_run_group_tests_name("server", tests, group_setup, group_teardown);
     kill_all();
     curl_global_cleanup();
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (!getenv("UFLOWD_TEST_KEEP") && system(cmd) != 0)
+    if (!getenv("UFLOWD_TEST_KEEP") && ut_rmtree(tmpdir) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return rc;
 }

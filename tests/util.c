@@ -90,20 +90,64 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 int ut_rmtree(const char *dir) { return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
 
-int ut_run(char *out, size_t n, const char *fmt, ...)
+/* The command line with `redirect` (stderr's) appended, run; see ut_run. */
+static int vrun(char *out, size_t n, const char *redirect, const char *fmt, va_list ap)
 {
     char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    int len = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    if (len < 0 || (size_t)len + 1 + strlen(redirect) >= sizeof cmd) {
+        fail_msg("command line too long");
+        return -1;
+    }
+    strcat(cmd, " ");
+    strcat(cmd, redirect);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = '\0';
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = '\0';
     while (fgetc(p) != EOF) /* drain what did not fit so the child never blocks */
         ;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int ut_run(char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vrun(out, n, "2>&1", fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ut_run_stdout(char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vrun(out, n, "2>/dev/null", fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void *ut_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail_msg("cannot open %s", path);
+        return NULL;
+    }
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        fail_msg("cannot size %s", path);
+        return NULL;
+    }
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    if (len)
+        *len = (size_t)n;
+    return b;
 }

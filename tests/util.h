@@ -27,6 +27,12 @@ const float *ut_f32(const uf_st *st, const char *name, size_t *n);
 /* Run a shell command line, capture stdout+stderr into out (truncated to n-1 bytes), return
  * its exit status (-1 if it did not exit normally). */
 int ut_run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Likewise, but capture stdout only (stderr discarded). */
+int ut_run_stdout(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A whole file, NUL-terminated (the NUL not counted in *len, which may be NULL); fails the
+ * test when it is unreadable. free() it. */
+void *ut_slurp(const char *path, size_t *len);
 
 /* Remove a directory tree (test temp dirs); 0 on success. */
 int ut_rmtree(const char *dir);

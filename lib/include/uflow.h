@@ -1,7 +1,8 @@
 /*
  * uflow.h — libuflow, U-Flow anomaly detection inference in C.
  *
- * The whole public contract of the library is in this file.
+ * The public contract of the library: inference here, training in uflow_train.h,
+ * evaluation metrics and calibration in uflow_eval.h.
  *
  * Tutorial
  * --------

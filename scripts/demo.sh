@@ -2,7 +2,7 @@
 # The main job, from a bare clone: install deps, build, make the demo data set (CC0 brick
 # photograph + synthetic defects), train a U-Flow model on the good crops, evaluate and
 # calibrate it, serve it with uflowd and score a defective and a good image over HTTP.
-# Everything lands in out/. UFLOW_DEMO_EPOCHS (default 25) trades time for quality.
+# Everything lands in out/. UFLOW_DEMO_EPOCHS (default 20) trades time for quality.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -14,12 +14,12 @@ M=out/demo.safetensors
 mkdir -p out
 
 echo "== 1. data: good brick crops to train on, held-out good and defective crops with masks =="
-$U gen-demo --out "$D" --seed 1 --force
+$U gen-demo --out "$D" --seed 1 --train 100 --force
 
 echo "== 2. train (random-init ResNet-18 backbone: no ImageNet weights can be downloaded here) =="
 t0=$(date +%s)
-$U train --data "$D/train/good" --out "$M" --input-size 128 --epochs "${UFLOW_DEMO_EPOCHS:-25}" \
-  --batch-size 16 --seed 1 --name brick-demo --checkpoint-every 0
+$U train --data "$D/train/good" --out "$M" --input-size 256 --epochs "${UFLOW_DEMO_EPOCHS:-20}" \
+  --batch-size 8 --seed 1 --name brick-demo --checkpoint-every 0
 echo "trained in $(( $(date +%s) - t0 )) s"
 
 echo "== 3. evaluate on the held-out test set and store the thresholds in the model =="

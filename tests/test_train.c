@@ -369,6 +369,42 @@ static void test_disk_cache(void **s)
     free(x);
 }
 
+/* The trainer's forward pass on cached features gives the loss that the inference pass's z
+ * and log-det imply (both losses, soft permutation, batch 3). */
+static void test_matches_inference(void **s)
+{
+    (void)s;
+    uf_model *m = make_model("mi.safetensors", 32, 48, 3, 1, 0.5, 15);
+    float *x = random_input(m, 3, 31);
+    uf_error err;
+    uf_ctx *ctx;
+    uf_ctx_opts co = {.max_batch = 3, .threads = 2};
+    assert_int_equal(uf_ctx_init(m, &co, &ctx, &err), UF_OK);
+    uf_result r;
+    assert_int_equal(uf_ctx_run(ctx, x, 3, &r, &err), UF_OK);
+    double zz = 0, lj = 0;
+    for (int k = 0; k < r.n_scales; k++) {
+        size_t zn = (size_t)3 * r.z_channels[k] * r.z_height[k] * r.z_width[k];
+        for (size_t i = 0; i < zn; i++)
+            zz += 0.5 * r.z[k][i] * r.z[k][i];
+    }
+    for (int b = 0; b < 3; b++)
+        lj += r.log_jac_det[b];
+    double want[2] = {(zz - lj) / 3, zz - lj / 3};
+    for (int kind = 0; kind < 2; kind++) {
+        uf_trainer *t = make_trainer(m, kind ? UF_LOSS_ANOMALIB : UF_LOSS_PAPER, 3, 2);
+        assert_int_equal(uf_trainer_add_images(t, x, 3, &err), UF_OK);
+        double l;
+        assert_int_equal(uf_trainer_eval_loss(t, 0, 3, &l, &err), UF_OK);
+        print_message("  %s: trainer %.9g, inference %.9g\n", kind ? "anomalib" : "paper", l, want[kind]);
+        assert_true(fabs(l - want[kind]) <= 1e-5 * fabs(want[kind]));
+        uf_trainer_free(t);
+    }
+    uf_ctx_free(ctx);
+    uf_model_free(m);
+    free(x);
+}
+
 /* A few epochs on fixed images lower the loss. */
 static void test_loss_decreases(void **s)
 {
@@ -401,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_vs_torch_paper),   cmocka_unit_test(test_vs_torch_anomalib),
         cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_resume),
         cmocka_unit_test(test_disk_cache),       cmocka_unit_test(test_loss_decreases),
+        cmocka_unit_test(test_matches_inference),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ut_rmtree(tmpdir);

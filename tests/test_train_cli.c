@@ -145,10 +145,20 @@ static void test_train_anomalib(void **s)
     (void)s;
     char model[1024];
     tmp(model, sizeof model, "anomalib.safetensors");
-    int rc = ut_run(out, sizeof out, "%s train --loss anomalib --data %s/train/good --out %s --epochs 12 "
-                    TRAIN_ARGS, uflow, data, model);
+    int rc = ut_run(out, sizeof out, "%s train --loss anomalib --data %s/train/good --val %s/test/good "
+                    "--out %s --epochs 12 " TRAIN_ARGS, uflow, data, data, model);
     if (rc != 0)
         fail_msg("uflow train failed (%d): %s", rc, out);
+    /* --val: a validation loss per epoch in the log and in the model's training record */
+    assert_non_null(strstr(out, "validation features of 16 images"));
+    assert_non_null(strstr(out, "epoch 12/12  loss "));
+    assert_non_null(strstr(strstr(out, "epoch 12/12"), "  val "));
+    uf_model *m;
+    uf_error err;
+    assert_int_equal(uf_model_load(model, &m, &err), UF_OK);
+    assert_non_null(strstr(uf_model_get_info(m)->config_json, "\"val_loss\":"));
+    assert_non_null(strstr(uf_model_get_info(m)->config_json, "\"loss\":\"anomalib\""));
+    uf_model_free(m);
     double z2s[UF_MAX_SCALES], z2 = heldout_z2(model, z2s);
     print_message("  anomalib loss, batch 8: held-out good mean z^2 %.3f (1/B = 0.125)\n", z2);
     assert_true(z2 > 0.125 / 3 && z2 < 0.125 * 3);

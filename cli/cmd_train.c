@@ -3,12 +3,14 @@
 #include "train_cli.h"
 #include "uflow_train.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +38,17 @@ static void help(FILE *f)
             "Checkpoints (--out and --out.state) every N epochs and on Ctrl-C / SIGTERM.\n");
 }
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_quiet;
+/* The first Ctrl-C/SIGTERM asks for a checkpoint at the next step boundary (a step of a big
+ * model can take minutes, so say so); SA_RESETHAND makes a second one quit at once. */
 static void on_signal(int sig)
 {
     (void)sig;
+    static const char msg[] = "\nuflow train: stopping after the current step (or image) and "
+                              "saving; Ctrl-C again quits without saving\n";
+    if (!g_quiet && write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing to do about it in a signal handler */
+    }
     g_stop = 1;
 }
 
@@ -51,10 +60,30 @@ static double now_s(void)
 }
 
 typedef struct progress {
-    int tty, quiet, epochs, images;
+    int tty, quiet, epochs, images, batch;
+    int line;               /* a progress line without its newline is on the terminal */
     double t0, epoch_t0;
     long images_total;      /* images trained in this run */
+    long skip;              /* images of a resumed epoch trained by an earlier run; -1: not known yet */
 } progress;
+
+/* Terminal width for the progress line: a line longer than the terminal wraps and "\r" no
+ * longer returns to its start. */
+static int term_cols(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
+
+/* Before a message on a terminal: finish a pending progress line. */
+static void end_line(progress *p)
+{
+    if (p->line)
+        fputc('\n', stderr);
+    p->line = 0;
+}
 
 static void fmt_time(char *buf, size_t n, double s)
 {
@@ -69,26 +98,41 @@ static void fmt_time(char *buf, size_t n, double s)
 static int on_step(void *user, int epoch, int step, int steps, double loss, int done)
 {
     progress *p = user;
+    if (p->skip < 0) /* the first step of this run: a resumed epoch may start part-way */
+        p->skip = (long)(step - 1) * p->batch;
     if (p->tty && !p->quiet) {
-        double el = now_s() - p->t0, ips = (p->images_total + done) / fmax(el, 1e-9);
+        double el = now_s() - p->t0, ips = (p->images_total + done - p->skip) / fmax(el, 1e-9);
         double left = ((double)(p->epochs - epoch - 1) * p->images + (p->images - done)) / fmax(ips, 1e-9);
-        char eta[32];
+        char eta[32], head[48], tail[160], bar[32] = "", line[256];
         fmt_time(eta, sizeof eta, left);
-        int w = 24, fill = (int)((double)w * step / steps);
-        char bar[32];
-        for (int i = 0; i < w; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[w] = 0;
-        fprintf(stderr, "\r epoch %d/%d [%s] step %d/%d  loss %.5g  %.1f img/s  ETA %s   ", epoch + 1,
-                p->epochs, bar, step, steps, loss, ips, eta);
+        snprintf(head, sizeof head, " epoch %d/%d ", epoch + 1, p->epochs);
+        snprintf(tail, sizeof tail, "step %d/%d  loss %.5g  %.1f img/s  ETA %s", step, steps, loss,
+                 ips, eta);
+        /* the bar takes what the terminal has left, up to 24 columns */
+        int cols = term_cols(), w = cols - 1 - (int)(strlen(head) + strlen(tail)) - 3;
+        w = w > 24 ? 24 : w;
+        if (w >= 5) {
+            int fill = (int)((double)w * step / steps);
+            bar[0] = '[';
+            for (int i = 0; i < w; i++)
+                bar[1 + i] = i < fill ? '#' : '.';
+            bar[w + 1] = ']';
+            bar[w + 2] = ' ';
+            bar[w + 3] = 0;
+        }
+        snprintf(line, sizeof line, "%s%s%s", head, bar, tail);
+        if ((int)strlen(line) > cols - 1)
+            line[cols - 1] = 0;
+        fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
+        p->line = 1;
     }
     return g_stop;
 }
 
 /* Decode every image of a directory and hand them to the trainer in chunks. */
 static int cache_dir(uf_trainer *t, const uf_model_info *info, const char *dir, int val,
-                     const progress *p)
+                     progress *p)
 {
     char **paths;
     int n;
@@ -102,23 +146,38 @@ static int cache_dir(uf_trainer *t, const uf_model_info *info, const char *dir, 
     size_t per = (size_t)3 * info->height * info->width;
     float *x = malloc(sizeof(float) * per);
     uf_error err;
-    int rc = x ? 0 : -1;
+    int rc = 0;
+    if (!x) {
+        fprintf(stderr, "uflow train: out of memory\n");
+        rc = -1;
+    }
     double t0 = now_s();
     for (int i = 0; i < n && !rc && !g_stop; i++) {
         if (uf_image_load_file(paths[i], info, NULL, x, &err) != UF_OK ||
             (val ? uf_trainer_add_val_images(t, x, 1, &err) : uf_trainer_add_images(t, x, 1, &err))) {
-            fprintf(stderr, "\nuflow train: %s: %s\n", paths[i], err.msg);
+            end_line(p);
+            if (strstr(err.msg, paths[i])) /* image errors name the file already */
+                fprintf(stderr, "uflow train: %s\n", err.msg);
+            else
+                fprintf(stderr, "uflow train: %s: %s\n", paths[i], err.msg);
             rc = -1;
         } else if (p->tty && !p->quiet) {
-            fprintf(stderr, "\r caching %s features %d/%d", val ? "validation" : "training", i + 1, n);
+            fprintf(stderr, "\r caching %s features %d/%d\033[K", val ? "validation" : "training",
+                    i + 1, n);
             fflush(stderr);
+            p->line = 1;
         }
     }
-    if (!rc && g_stop)
+    if (!rc && g_stop) {
+        end_line(p);
+        fprintf(stderr, "uflow train: interrupted while caching features: nothing trained or saved\n");
         rc = -1;
-    if (!rc && !p->quiet)
+    }
+    if (!rc && !p->quiet) {
         fprintf(stderr, "%s%s features of %d images from %s cached in %.1f s\n",
-                p->tty ? "\r" : "", val ? "validation" : "training", n, dir, now_s() - t0);
+                p->tty ? "\r\033[K" : "", val ? "validation" : "training", n, dir, now_s() - t0);
+        p->line = 0;
+    }
     free(x);
     cli_free_list(paths, n);
     return rc;
@@ -134,15 +193,57 @@ static int checkpoint(uf_trainer *t, const train_args *a, const char *extra)
     return CLI_OK;
 }
 
+/* Checks that cost nothing and save a run from failing only when it first saves (--out in a
+ * missing directory) or from a confusing message (--resume without its files). */
+static int check_out(const train_args *a)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a->out);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "uflow train: cannot write --out %s: directory '%s': %s\n", a->out, dir,
+                strerror(errno));
+        return CLI_FAIL;
+    }
+    if (a->resume) {
+        char state[4096];
+        snprintf(state, sizeof state, "%s.state", a->out);
+        const char *miss = access(a->out, R_OK) ? a->out : access(state, R_OK) ? state : NULL;
+        if (miss) {
+            fprintf(stderr, "uflow train: --resume: cannot read %s (it continues the run that wrote "
+                    "--out and --out.state): %s\n", miss, strerror(errno));
+            return CLI_FAIL;
+        }
+    }
+    return CLI_OK;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     int rc = train_parse_args(argc, argv, &a, help);
     if (rc >= 0)
         return rc;
+    if ((rc = check_out(&a)))
+        return rc;
+    /* From here on Ctrl-C/SIGTERM stop at the next safe point. SA_RESTART: the handler only sets
+     * a flag, so file I/O (a checkpoint being written) must not fail with EINTR. */
+    g_quiet = a.quiet;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     uf_model *m = train_start_model(&a);
     if (!m)
-        return CLI_FAIL;
+        return g_stop ? 130 : CLI_FAIL;
     const uf_model_info *info = uf_model_get_info(m);
     uf_train_opts o = uf_train_opts_default();
     o.loss = a.loss;
@@ -157,11 +258,7 @@ int cmd_train(int argc, char **argv)
     uf_error err;
     char *extra = NULL;
     double loss = NAN, val = NAN;
-    progress p = {.tty = isatty(2), .quiet = a.quiet, .epochs = a.epochs};
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    progress p = {.tty = isatty(2), .quiet = a.quiet, .epochs = a.epochs, .batch = a.batch, .skip = -1};
     if (uf_trainer_new(m, &o, &t, &err) != UF_OK) {
         rc = cli_fail("train", &err);
         goto done;
@@ -174,6 +271,13 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
         a.first_epoch = uf_trainer_epochs_done(t);
+        if (a.first_epoch >= a.epochs) { /* --out is left exactly as it is */
+            if (!a.quiet)
+                fprintf(stderr, "nothing to train: %s already has %d epochs (--epochs %d); left as "
+                        "it was after epoch %d\n", a.out, a.first_epoch, a.epochs, a.first_epoch);
+            rc = CLI_OK;
+            goto done;
+        }
     }
     if (cache_dir(t, info, a.data, 0, &p) || (a.val && cache_dir(t, info, a.val, 1, &p))) {
         rc = g_stop ? 130 : CLI_FAIL;
@@ -191,21 +295,39 @@ int cmd_train(int argc, char **argv)
                 a.batch, a.threads, uf_trainer_epochs_done(t) + 1, a.epochs);
     p.t0 = now_s();
     rc = CLI_OK;
+    /* the files on disk hold the parameters of this step (for a new run: nothing to save yet) */
+    long saved_step = uf_trainer_steps_done(t);
+    int saved_epoch = uf_trainer_epochs_done(t);
     while (uf_trainer_epochs_done(t) < a.epochs) {
+        if (g_stop) { /* e.g. during a checkpoint or the validation loss */
+            rc = 130;
+            break;
+        }
         int e = uf_trainer_epochs_done(t);
+        double lr = uf_trainer_lr(t); /* this epoch's; the log line shows it */
         p.epoch_t0 = now_s();
         uf_status s = uf_trainer_epoch(t, on_step, &p, &loss, &err);
         if (s && g_stop) {
-            fprintf(stderr, "%s%s: saving a checkpoint\n", p.tty ? "\n" : "", err.msg);
+            if (!a.quiet) {
+                end_line(&p);
+                fprintf(stderr, "%s: saving a checkpoint\n", err.msg);
+            }
             rc = 130;
             break;
         }
         if (s) {
+            end_line(&p);
             rc = cli_fail("train", &err);
+            /* nothing is saved: the parameters may be what diverged */
+            if (saved_step > 0)
+                fprintf(stderr, "uflow train: %s and its .state are left at their last checkpoint "
+                        "(epoch %d)\n", a.out, saved_epoch);
             goto done;
         }
-        p.images_total += p.images;
+        p.images_total += p.images - (p.skip > 0 ? p.skip : 0);
+        p.skip = 0;
         if (a.val && uf_trainer_val_loss(t, &val, &err) != UF_OK) {
+            end_line(&p);
             rc = cli_fail("train", &err);
             goto done;
         }
@@ -216,15 +338,24 @@ int cmd_train(int argc, char **argv)
             if (a.val)
                 snprintf(vs, sizeof vs, "  val %.6g", val);
             fprintf(stderr, "%sepoch %d/%d  loss %.6g%s  lr %.4g  %.1f img/s  elapsed %.1f s  ETA %s\n",
-                    p.tty ? "\r" : "", e + 1, a.epochs, loss, vs, uf_trainer_lr(t),
+                    p.tty ? "\r\033[K" : "", e + 1, a.epochs, loss, vs, lr,
                     p.images_total / fmax(el, 1e-9), el, eta);
+            p.line = 0;
         }
         if (a.ckpt_every > 0 && (e + 1) % a.ckpt_every == 0 && uf_trainer_epochs_done(t) < a.epochs) {
             free(extra);
             extra = train_extra_config(&a, t, info, loss, val, now_s() - p.t0);
             if ((rc = checkpoint(t, &a, extra)))
                 goto done;
+            saved_step = uf_trainer_steps_done(t);
+            saved_epoch = uf_trainer_epochs_done(t);
         }
+    }
+    if (uf_trainer_steps_done(t) == saved_step) { /* stopped before any new step */
+        if (!a.quiet)
+            fprintf(stderr, "%s\n", saved_step ? "stopped; the last checkpoint holds every step taken"
+                                                : "stopped before the first step: nothing saved");
+        goto done;
     }
     free(extra);
     extra = train_extra_config(&a, t, info, loss, val, now_s() - p.t0);

@@ -163,12 +163,12 @@ char *train_extra_config(const train_args *a, const uf_trainer *t, const uf_mode
                          double loss, double val, double seconds)
 {
     (void)info;
-    json_t *tr = json_pack("{s:s,s:i,s:i,s:f,s:f,s:s,s:I,s:i,s:i,s:s,s:f,s:s}", "loss",
+    json_t *tr = json_pack("{s:s,s:i,s:i,s:f,s:f,s:s,s:I,s:I,s:i,s:s,s:f,s:s}", "loss",
                            a->loss == UF_LOSS_PAPER ? "paper" : "anomalib", "epochs",
                            uf_trainer_epochs_done(t), "batch_size", a->batch, "lr", a->lr,
                            "weight_decay", a->wd, "lr_schedule",
                            "LinearLR(start_factor=1.0, end_factor=0.4, total_iters=25000) per epoch",
-                           "seed", (json_int_t)a->seed, "steps", (int)uf_trainer_steps_done(t),
+                           "seed", (json_int_t)a->seed, "steps", (json_int_t)uf_trainer_steps_done(t),
                            "images", uf_trainer_n_images(t), "data", a->data, "seconds", seconds,
                            "uflow_version", UF_VERSION_STRING);
     if (tr && loss == loss)

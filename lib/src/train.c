@@ -36,8 +36,8 @@ static uf_status check_opts(const uf_train_opts *o, uf_error *err)
         return uf_err(err, UF_ERR_ARG, "learning rate must be > 0 and weight decay >= 0 (finite)");
     if (!(o->lr_end_factor > 0) || o->lr_end_factor > 1 || o->lr_total_iters < 1)
         return uf_err(err, UF_ERR_ARG, "LinearLR end factor must be in (0, 1], total iters >= 1");
-    if (o->threads < 1 || o->threads > 256)
-        return uf_err(err, UF_ERR_ARG, "threads %d outside [1, 256]", o->threads);
+    if (o->threads < 1 || o->threads > TR_MAX_THREADS)
+        return uf_err(err, UF_ERR_ARG, "threads %d outside [1, %d]", o->threads, TR_MAX_THREADS);
     return UF_OK;
 }
 
@@ -56,6 +56,11 @@ static uf_status init_params(uf_trainer *t, uf_error *err)
                           "tensor '%s' is %s: training starts from F32 models only", name,
                           uf_dtype_name(st->dtype));
         memcpy(t->p + tt->off, st->data, sizeof(float) * tt->n);
+        /* a NaN start value would only show up later as "training diverged" */
+        for (size_t q = 0; q < tt->n; q++)
+            if (!isfinite(t->p[tt->off + q]))
+                return uf_err(err, UF_ERR_TENSOR, "tensor '%s' has a non-finite value at element %zu",
+                              name, q);
     }
     return UF_OK;
 }
@@ -165,6 +170,12 @@ static uf_status add_images(uf_trainer *t, const float *input, int n, int val, u
             const tr_stage *st = &t->net.st[k];
             memcpy(row + t->net.feat_off[k], f[k], sizeof(float) * st->fc * st->h * st->w);
         }
+        /* Finite input can still give inf/NaN features (an overflowing backbone); caught here,
+         * it names the image instead of failing every later batch as "diverged". */
+        for (size_t q = 0; q < t->net.feat_floats; q++)
+            if (!isfinite(row[q]))
+                return uf_err(err, UF_ERR_ARG, "image %d of this call: the backbone's features are "
+                              "not finite", i);
         if ((s = tr_cache_append(t, row, err)))
             return s;
         (*list)[(*cnt)++] = t->n_img - 1;
@@ -192,9 +203,9 @@ typedef struct batch_job {
     const int *idx;
     int n, grad;
     float cz, cl;
-    double loss[256];
-    uf_status st[256];
-    uf_error err[256];
+    double loss[TR_MAX_THREADS];
+    uf_status st[TR_MAX_THREADS];
+    uf_error err[TR_MAX_THREADS];
 } batch_job;
 
 static void batch_part(void *arg, int ti, int nt)
@@ -224,19 +235,24 @@ static void batch_part(void *arg, int ti, int nt)
 
 typedef struct sum_job {
     uf_trainer *t;
+    int bad[TR_MAX_THREADS]; /* thread i saw a non-finite gradient element */
 } sum_job;
 
 static void sum_part(void *arg, int ti, int nt)
 {
-    uf_trainer *t = ((sum_job *)arg)->t;
+    sum_job *j = arg;
+    uf_trainer *t = j->t;
     size_t lo, hi;
     uf_split(t->L.np, 64, ti, nt, &lo, &hi);
+    int bad = 0;
     for (size_t i = lo; i < hi; i++) {
         float s = t->th[0].g[i];
         for (int k = 1; k < t->nt; k++)
             s += t->th[k].g[i];
         t->g[i] = s;
+        bad |= !isfinite(s);
     }
+    j->bad[ti] = bad;
 }
 
 static uf_status run_batch(uf_trainer *t, const int *idx, int n, int grad, double *loss, uf_error *err)
@@ -264,12 +280,23 @@ static uf_status run_batch(uf_trainer *t, const int *idx, int n, int grad, doubl
     free(j);
     if (s)
         return s;
-    if (grad) {
-        sum_job sj = {t};
-        uf_pool_run(t->pool, sum_part, &sj);
-    }
     if (!isfinite(l))
         return uf_err(err, UF_ERR_ARG, "the loss is not finite (%g): training diverged", l);
+    if (grad) {
+        sum_job *sj = calloc(1, sizeof *sj);
+        if (!sj)
+            return uf_err(err, UF_ERR_NOMEM, "out of memory");
+        sj->t = t;
+        uf_pool_run(t->pool, sum_part, sj);
+        int bad = 0;
+        for (int i = 0; i < t->nt; i++)
+            bad |= sj->bad[i];
+        free(sj);
+        /* A finite loss can still have an overflowing gradient; Adam would turn it into NaN
+         * parameters, so stop before the update. */
+        if (bad)
+            return uf_err(err, UF_ERR_ARG, "the gradient is not finite (loss %g): training diverged", l);
+    }
     *loss = l;
     return UF_OK;
 }
@@ -292,11 +319,12 @@ double uf_trainer_lr(const uf_trainer *t)
 
 typedef struct adam_job {
     uf_trainer *t;
-    float lr, wd, b1, b2, eps, step_size, bc2_sqrt;
+    float wd, b1, b2, omb1, omb2, eps, step_size, bc2_sqrt;
 } adam_job;
 
 /* torch.optim.Adam (1.13, single-tensor path): g += wd*p; m = b1 m + (1-b1) g;
- * v = b2 v + (1-b2) g^2; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). */
+ * v = b2 v + ((1-b2) g) g; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). Every scalar is a
+ * Python double rounded once to float32 by the kernel, 1-b1 and 1-b2 included. */
 static void adam_part(void *arg, int ti, int nt)
 {
     const adam_job *a = arg;
@@ -307,8 +335,8 @@ static void adam_part(void *arg, int ti, int nt)
         float g = t->g[i];
         if (a->wd != 0.f)
             g = g + t->p[i] * a->wd;
-        t->m1[i] = t->m1[i] * a->b1 + g * (1.f - a->b1);
-        t->m2[i] = t->m2[i] * a->b2 + g * g * (1.f - a->b2);
+        t->m1[i] = t->m1[i] * a->b1 + a->omb1 * g;
+        t->m2[i] = t->m2[i] * a->b2 + a->omb2 * g * g; /* addcmul: value * t1 * t2 */
         float denom = sqrtf(t->m2[i]) / a->bc2_sqrt + a->eps;
         t->p[i] = t->p[i] + (-a->step_size) * (t->m1[i] / denom);
     }
@@ -323,9 +351,10 @@ uf_status uf_trainer_step(uf_trainer *t, const int *idx, int n, double *loss, uf
     t->step++;
     double lr = uf_trainer_lr(t), b1 = 0.9, b2 = 0.999;
     double bc1 = 1.0 - pow(b1, (double)t->step), bc2 = 1.0 - pow(b2, (double)t->step);
-    adam_job a = {.t = t, .lr = (float)lr, .wd = (float)t->o.weight_decay, .b1 = (float)b1,
-                  .b2 = (float)b2, .eps = 1e-8f, .step_size = (float)(lr / bc1),
-                  .bc2_sqrt = (float)sqrt(bc2)};
+    /* (float)(1 - 0.999) is not 1 - 0.999f: the latter is 1.3e-5 off, as torch does not do */
+    adam_job a = {.t = t, .wd = (float)t->o.weight_decay, .b1 = (float)b1, .b2 = (float)b2,
+                  .omb1 = (float)(1.0 - b1), .omb2 = (float)(1.0 - b2), .eps = 1e-8f,
+                  .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2)};
     uf_pool_run(t->pool, adam_part, &a);
     if (loss)
         *loss = l;
@@ -343,6 +372,15 @@ uf_status uf_trainer_epoch(uf_trainer *t, uf_train_progress_fn cb, void *user, d
     int *order = malloc(sizeof(int) * (size_t)n);
     if (!order)
         return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    int steps = n / B + (n % B != 0), first = 0;
+    double sum = 0;
+    if (t->ep_step > 0 && t->ep_step < steps) {
+        /* finish the epoch a previous call (or run, through the state file) stopped in: the
+         * rng was rewound to its start, so this is the same shuffle; go on after its last step */
+        first = t->ep_step;
+        sum = t->ep_sum;
+    }
+    uint64_t rng0 = t->rng;
     memcpy(order, t->train_idx, sizeof(int) * (size_t)n);
     for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
         int k = (int)(rng_next(&t->rng) % (uint64_t)(i + 1));
@@ -350,22 +388,31 @@ uf_status uf_trainer_epoch(uf_trainer *t, uf_train_progress_fn cb, void *user, d
         order[i] = order[k];
         order[k] = tmp;
     }
-    int steps = (n + B - 1) / B;
-    double sum = 0;
     uf_status s = UF_OK;
-    for (int st = 0; st < steps && !s; st++) {
+    int st;
+    for (st = first; st < steps; st++) {
         int b = st * B, nb = UF_MIN(B, n - b);
         double l;
         if ((s = uf_trainer_step(t, order + b, nb, &l, err)))
             break;
         sum += l;
-        if (cb && cb(user, t->epoch, st + 1, steps, l, b + nb))
-            s = uf_err(err, UF_ERR_ARG, "interrupted in epoch %d at step %d/%d", t->epoch + 1,
-                       st + 1, steps);
+        if (cb && cb(user, t->epoch, st + 1, steps, l, b + nb)) {
+            st++;
+            if (st < steps)
+                s = uf_err(err, UF_ERR_ARG, "interrupted in epoch %d at step %d/%d", t->epoch + 1,
+                           st, steps);
+            break;
+        }
     }
     free(order);
-    if (s)
+    /* The steps taken have updated the parameters: remember where the epoch stands and rewind
+     * the rng, so that the next call (or a resumed run) finishes this very epoch. */
+    t->ep_step = s ? st : 0;
+    t->ep_sum = s ? sum : 0;
+    if (s) {
+        t->rng = rng0;
         return s;
+    }
     t->epoch++;
     if (mean_loss)
         *mean_loss = sum / steps;

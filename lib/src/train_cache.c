@@ -6,6 +6,8 @@
 #include "train_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,7 @@ static uf_status spill(uf_trainer *t, uf_error *err)
     const char *dir = t->o.cache_dir ? t->o.cache_dir : getenv("TMPDIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/uflow-features-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
+    int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0)
         return uf_err(err, UF_ERR_IO, "cannot create a feature cache file in '%s': %s",
                       dir && *dir ? dir : "/tmp", strerror(errno));
@@ -69,7 +71,10 @@ uf_status tr_cache_append(uf_trainer *t, const float *row, uf_error *err)
         return s;
     }
     if (t->n_img == t->cap_img) {
-        int cap = t->cap_img ? 2 * t->cap_img : 16;
+        /* Doubling, but never past the rows the limit allows: a 2x overshoot (3x while the old
+         * buffer is copied) would break --cache-mem for big rows (wide_resnet50_2 @512: 29 MB). */
+        size_t fit = UF_MAX(t->o.cache_mem_limit / rb, (size_t)t->n_img + 1);
+        int cap = (int)UF_MIN(t->cap_img ? 2 * (size_t)t->cap_img : 16, UF_MIN(fit, (size_t)INT_MAX));
         float *c = uf_aalloc(rb * (size_t)cap);
         if (!c)
             return uf_err(err, UF_ERR_NOMEM, "out of memory for the feature cache (%d images)", cap);

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+/* Most threads a trainer runs (the pool's limit too): sizes batch_job's per-thread arrays. */
+#define TR_MAX_THREADS 256
+
 typedef struct tr_thread {
     float *g;      /* gradient of this thread's images */
     float *act;    /* activations of the image being processed */
@@ -26,6 +29,12 @@ struct uf_trainer {
     int epoch;
     long step;
     uint64_t rng;              /* shuffling state */
+    /* An epoch stopped part-way (Ctrl-C, an error) took ep_step steps (0: none under way) and
+     * left rng at the epoch's start: the next uf_trainer_epoch redoes that shuffle and goes on
+     * at step ep_step, so an interrupted and resumed run takes exactly the uninterrupted
+     * run's steps. */
+    int ep_step;
+    double ep_sum;             /* the loss sum of those steps */
     /* feature cache: n_img rows of net.feat_floats floats, in RAM or in an unlinked file */
     float *cache;
     int n_img, cap_img;

@@ -5,6 +5,7 @@
 
 #include <glib.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,12 +91,16 @@ uf_status uf_trainer_save_state(const uf_trainer *t, const char *path, uf_error 
     if (!t || !path)
         return uf_err(err, UF_ERR_ARG, "uf_trainer_save_state: NULL argument");
     char *hash = params_sha256(t);
-    char rng[32];
+    char rng[32], esum[32];
+    uint64_t bits;
     snprintf(rng, sizeof rng, "%016llx", (unsigned long long)t->rng);
-    json_t *j = json_pack("{s:i,s:I,s:s,s:s,s:i,s:i,s:f,s:f}", "epoch", t->epoch, "step",
+    memcpy(&bits, &t->ep_sum, sizeof bits); /* the exact double, for a bit-identical mean loss */
+    snprintf(esum, sizeof esum, "%016llx", (unsigned long long)bits);
+    json_t *j = json_pack("{s:i,s:I,s:s,s:s,s:i,s:i,s:f,s:f,s:i,s:s}", "epoch", t->epoch, "step",
                           (json_int_t)t->step, "rng", rng, "params_sha256", hash ? hash : "",
                           "loss", (int)t->o.loss, "batch_size", t->o.batch_size, "lr", t->o.lr,
-                          "weight_decay", t->o.weight_decay);
+                          "weight_decay", t->o.weight_decay, "epoch_step", t->ep_step,
+                          "epoch_loss_sum", esum);
     free(hash);
     char *txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
@@ -119,6 +124,36 @@ uf_status uf_trainer_save_state(const uf_trainer *t, const char *path, uf_error 
     return s;
 }
 
+/* A 16-digit hex u64 of the state file; 0 if it is not one. */
+static int parse_hex64(const char *s, uint64_t *out)
+{
+    if (!s || strlen(s) != 16 || strspn(s, "0123456789abcdefABCDEF") != 16)
+        return 0;
+    *out = strtoull(s, NULL, 16);
+    return 1;
+}
+
+/* Options that change what a step computes: resuming with other values would not continue
+ * the run (and bit-identical resumes are the point of the state file). */
+static uf_status check_state_opts(const uf_trainer *t, const json_t *j, const char *path,
+                                  uf_error *err)
+{
+    json_t *lo = json_object_get(j, "loss"), *bs = json_object_get(j, "batch_size"),
+           *lr = json_object_get(j, "lr"), *wd = json_object_get(j, "weight_decay");
+    if (!json_is_integer(lo) || !json_is_integer(bs) || !json_is_number(lr) || !json_is_number(wd))
+        return uf_err(err, UF_ERR_FORMAT, "'%s' is not a uflow training state file", path);
+    double slr = json_number_value(lr), swd = json_number_value(wd);
+    if (json_integer_value(lo) != (json_int_t)t->o.loss ||
+        json_integer_value(bs) != (json_int_t)t->o.batch_size ||
+        fabs(slr - t->o.lr) > 1e-12 * fabs(slr) || fabs(swd - t->o.weight_decay) > 1e-12 * fabs(swd))
+        return uf_err(err, UF_ERR_ARG,
+                      "'%s' was written by a run with loss %s, batch size %d, lr %g, weight decay %g; "
+                      "resume with the same options", path,
+                      json_integer_value(lo) == UF_LOSS_ANOMALIB ? "anomalib" : "paper",
+                      (int)json_integer_value(bs), slr, swd);
+    return UF_OK;
+}
+
 uf_status uf_trainer_load_state(uf_trainer *t, const char *path, uf_error *err)
 {
     if (!t || !path)
@@ -130,10 +165,18 @@ uf_status uf_trainer_load_state(uf_trainer *t, const char *path, uf_error *err)
     const char *txt = uf_st_meta(st, "uflow_train_state");
     json_error_t je;
     json_t *j = txt ? json_loads(txt, 0, &je) : NULL;
-    const char *rng = json_string_value(json_object_get(j, "rng"));
     const char *hash = json_string_value(json_object_get(j, "params_sha256"));
     json_t *ep = json_object_get(j, "epoch"), *sp = json_object_get(j, "step");
-    if (!json_is_integer(ep) || !json_is_integer(sp) || !rng || !hash) {
+    json_t *es = json_object_get(j, "epoch_step"), *esum = json_object_get(j, "epoch_loss_sum");
+    uint64_t rng = 0, sumbits = 0;
+    /* epoch_step/epoch_loss_sum are absent from states written before they existed */
+    if (!json_is_integer(ep) || !json_is_integer(sp) || !hash ||
+        !parse_hex64(json_string_value(json_object_get(j, "rng")), &rng) ||
+        json_integer_value(ep) < 0 || json_integer_value(ep) > INT_MAX ||
+        json_integer_value(sp) < 0 || json_integer_value(sp) > LONG_MAX ||
+        (es && (!json_is_integer(es) || json_integer_value(es) < 0 ||
+                json_integer_value(es) > INT_MAX)) ||
+        (esum && !parse_hex64(json_string_value(esum), &sumbits))) {
         s = uf_err(err, UF_ERR_FORMAT, "'%s' is not a uflow training state file", path);
         goto done;
     }
@@ -146,23 +189,31 @@ uf_status uf_trainer_load_state(uf_trainer *t, const char *path, uf_error *err)
                    "file saved with it)", path);
         goto done;
     }
+    if ((s = check_state_opts(t, j, path, err)))
+        goto done;
+    /* Check every moment tensor before copying any, so a bad file leaves the trainer as it was. */
     char name[160];
-    for (int i = 0; !s && i < t->L.n; i++) {
-        const tr_tensor *x = &t->L.t[i];
-        for (int mv = 0; mv < 2 && !s; mv++) {
-            snprintf(name, sizeof name, "%s.%s", mv ? "adam_v" : "adam_m", x->name);
-            const uf_st_tensor *y = uf_st_find(st, name);
-            if (!y || y->dtype != UF_DT_F32 || y->numel != x->n)
-                s = uf_err(err, UF_ERR_TENSOR, "'%s': tensor '%s' missing or of the wrong size",
-                           path, name);
-            else
-                memcpy((mv ? t->m2 : t->m1) + x->off, y->data, sizeof(float) * x->n);
+    for (int pass = 0; pass < 2 && !s; pass++)
+        for (int i = 0; !s && i < t->L.n; i++) {
+            const tr_tensor *x = &t->L.t[i];
+            for (int mv = 0; mv < 2 && !s; mv++) {
+                snprintf(name, sizeof name, "%s.%s", mv ? "adam_v" : "adam_m", x->name);
+                const uf_st_tensor *y = uf_st_find(st, name);
+                if (!y || y->dtype != UF_DT_F32 || y->numel != x->n)
+                    s = uf_err(err, UF_ERR_TENSOR, "'%s': tensor '%s' missing or of the wrong size",
+                               path, name);
+                else if (pass)
+                    memcpy((mv ? t->m2 : t->m1) + x->off, y->data, sizeof(float) * x->n);
+            }
         }
-    }
     if (!s) {
         t->epoch = (int)json_integer_value(ep);
         t->step = (long)json_integer_value(sp);
-        t->rng = strtoull(rng, NULL, 16);
+        t->rng = rng;
+        t->ep_step = es ? (int)json_integer_value(es) : 0;
+        memcpy(&t->ep_sum, &sumbits, sizeof sumbits);
+        if (!isfinite(t->ep_sum))
+            t->ep_sum = 0;
     }
 done:
     json_decref(j);

@@ -74,4 +74,11 @@ uf_status uf_st_writer_add(uf_st_writer *w, const char *name, uf_dtype dt, int n
 uf_status uf_st_writer_meta(uf_st_writer *w, const char *key, const char *value, uf_error *err);
 uf_status uf_st_writer_save(const uf_st_writer *w, const char *path, uf_error *err);
 
+/* Stream a copy of src to out_path (temp file, fsync, rename) with its metadata "config"
+ * replaced by config (other metadata kept) and tensor i's bytes taken from data[i] when data
+ * and data[i] are not NULL (same size as the source tensor), else from src. The file gets
+ * mode_from's permissions (0644 when NULL or absent). Nothing is copied into memory. */
+uf_status uf_st_rewrite(const uf_st *src, const char *config, const void *const *data,
+                        const char *mode_from, const char *out_path, uf_error *err);
+
 #endif

@@ -66,22 +66,15 @@ uf_status uf_trainer_save(const uf_trainer *t, const char *path, const char *ext
     free(hash);
     char *txt = json_dumps(cfg, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(cfg);
-    uf_st_writer *w = uf_st_writer_new();
-    uf_status s = (!txt || !w) ? uf_err(err, UF_ERR_NOMEM, "out of memory") : UF_OK;
-    if (!s)
-        s = uf_st_writer_meta(w, "format", "pt", err);
-    if (!s)
-        s = uf_st_writer_meta(w, "config", txt, err);
     const uf_st *st = t->net.m->st;
-    for (size_t i = 0; !s && i < uf_st_count(st); i++) {
-        const uf_st_tensor *x = uf_st_at(st, i);
-        const float *v = trained(t, x);
-        s = uf_st_writer_add(w, x->name, v ? UF_DT_F32 : x->dtype, x->ndim, x->shape,
-                             v ? (const void *)v : x->data, err);
-    }
-    if (!s) /* the writer saves to a temp file and renames it into place */
-        s = uf_st_writer_save(w, path, err);
-    uf_st_writer_free(w);
+    const void **data = calloc(uf_st_count(st) + 1, sizeof *data);
+    uf_status s = (!txt || !data) ? uf_err(err, UF_ERR_NOMEM, "out of memory") : UF_OK;
+    for (size_t i = 0; !s && i < uf_st_count(st); i++)
+        data[i] = trained(t, uf_st_at(st, i)); /* F32 of the same size: init_params checked */
+    /* streamed from the start model's mapping (mcait: no second 1.6 GB copy), temp + rename */
+    if (!s)
+        s = uf_st_rewrite(st, txt, data, NULL, path, err);
+    free(data);
     free(txt);
     return s;
 }

@@ -26,6 +26,7 @@ COPY lib/ lib/
 COPY cli/ cli/
 COPY server/ server/
 COPY tests/ tests/
+COPY bench/meson.build bench/*.c bench/
 # No -march=native: the hot kernels pick AVX-512/AVX2/SSE at run time (target_clones), so the
 # image runs on any x86-64 node.
 RUN meson setup /build --buildtype=release --prefix=/usr/local \

@@ -1,17 +1,14 @@
 /* nfa_bench.c — times uf_nfa_run on the latents z.0, z.1, ... of a safetensors file.
- * Built and run by bench/nfa_vs_scipy.py (not by meson):
+ * Built by meson against the public header (bench/meson.build), run by bench/nfa_vs_scipy.py:
  *
- *   cc -O2 -Ilib/include -Ilib/src bench/nfa_bench.c build/lib/libuflow.a \
- *      $(pkg-config --cflags --libs vips openblas jansson) -lm -o /tmp/nfa_bench
- *   /tmp/nfa_bench FILE [--prefix P] [--size H W] [--iters N] [--hp] [--out MAP.f64]
+ *   build/bench/nfa_bench FILE [--prefix P] [--size H W] [--iters N] [--hp] [--out MAP.f64]
  *
  * Prints one JSON line: median/min/mean milliseconds per call (batch = the file's batch),
  * the anomalous fraction and min log10 NFA of sample 0. --out writes minus_log10_nfa as raw
  * little-endian doubles [B*H*W] so that the caller can compare it with its own result. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c17 */
 
-#include "nfa.h"
-#include "st.h"
+#include "uflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@ implementations below are written from the U-Flow spec §5:
           unfold, F.interpolate bicubic align_corners=True in float64) and scipy's logsf:
           the closest to anomalib's own code path.
 
-Builds bench/nfa_bench.c against the static library with `cc` (nothing is added to meson),
+Runs build/bench/nfa_bench (built by meson against the public header),
 then alternates the implementations for R rounds so that machine noise hits all alike.
 Everything runs on one core (threads pinned to 1). Prints the per-round numbers, the accuracy
 of each implementation against the fixture's anomalib output, and a final JSON line with the
@@ -153,7 +153,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=20, help="Python calls per round")
     ap.add_argument("--c-iters", type=int, default=500, help="C calls per round")
-    ap.add_argument("--lib", default=os.path.join(ROOT, "build", "lib", "libuflow.a"))
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--no-torch", action="store_true")
     a = ap.parse_args()
 
@@ -169,13 +169,10 @@ def main():
     ref_pre = "nfa_synth.lp." if a.prefix == "nfa_synth." else "nfa_lp."
     ref_minus = tensors.get(ref_pre + "minus_log10_nfa")
 
-    # build the C side (static library + a tiny driver; no meson change)
-    exe = os.path.join(tempfile.gettempdir(), "nfa_bench")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "vips", "openblas", "jansson"],
-                           check=True, capture_output=True, text=True).stdout.split()
-    subprocess.run(["cc", "-O2", "-I" + os.path.join(ROOT, "lib", "include"),
-                    "-I" + os.path.join(ROOT, "lib", "src"), os.path.join(HERE, "nfa_bench.c"),
-                    a.lib] + flags + ["-lm", "-o", exe], check=True)
+    # the C side: bench/nfa_bench.c, built by meson against the public header only
+    exe = os.path.join(a.build, "bench", "nfa_bench")
+    if not os.access(exe, os.X_OK):
+        sys.exit(f"{exe} not found: run `ninja -C {a.build}` first")
     cmap = os.path.join(tempfile.gettempdir(), "nfa_bench_minus.f64")
 
     impls = {"scipy": ScipyNFA(shapes, H, W)}

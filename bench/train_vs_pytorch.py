@@ -6,7 +6,7 @@ cached backbone features (the backbone is frozen in both).
     ninja -C build && /usr/bin/python3 bench/train_vs_pytorch.py [--input-size 128]
         [--flow-steps 4] [--images 64] [--batch 16] [--threads 2] [--rounds 3]
 
-Builds bench/train_bench.c against build/lib/libuflow.a with cc (nothing added to meson).
+Runs build/bench/train_bench (built by meson against the public header).
 """
 import argparse
 import json
@@ -42,12 +42,7 @@ def main():
     subprocess.run([os.path.join(a.build, "cli", "uflow"), "create", "--out", model, "--backbone",
                     a.backbone, "--input-size", a.input_size, "--flow-steps", str(a.flow_steps),
                     "--seed", "1"], check=True)
-    exe = os.path.join(tmp, "train_bench")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "vips", "openblas", "jansson"],
-                           check=True, capture_output=True, text=True).stdout.split()
-    subprocess.run(["cc", "-O2", "-I" + os.path.join(ROOT, "lib", "include"),
-                    os.path.join(HERE, "train_bench.c"), os.path.join(a.build, "lib", "libuflow.a")]
-                   + flags + ["-lm", "-o", exe], check=True)
+    exe = os.path.join(a.build, "bench", "train_bench")   # built by meson (bench/meson.build)
     ours, torch_ = [], []
     for r in range(a.rounds):
         c = run_json([exe, model, str(a.images), str(a.batch), str(a.threads), str(a.iters)])

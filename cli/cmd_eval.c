@@ -1,13 +1,11 @@
 /* cmd_eval.c — `uflow eval`: image/pixel metrics of a model on labelled folders, and
  * `--calibrate` to store anomalib's post-processing statistics in the model (docs/eval.md). */
 #include "cli.h"
-#include "image.h"
 #include "uflow_eval.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <glib.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,7 +107,7 @@ static char *find_mask(const char *mdir, const char *path)
     const char *dot = strrchr(base, '.');
     size_t sl = dot ? (size_t)(dot - base) : strlen(base);
     char stem[1024];
-    snprintf(stem, sizeof stem, "%.*s", (int)MIN(sl, sizeof stem - 16), base);
+    snprintf(stem, sizeof stem, "%.*s", (int)CLI_MIN(sl, sizeof stem - 16), base);
     char cand[3][1100];
     snprintf(cand[0], sizeof cand[0], "%s", base);
     snprintf(cand[1], sizeof cand[1], "%s.png", stem);
@@ -121,29 +119,6 @@ static char *find_mask(const char *mdir, const char *path)
         free(p);
     }
     return NULL;
-}
-
-/* Decode a mask and resize it to h x w with nearest neighbour (torch 'nearest':
- * src = floor(dst * in / out)); out[i] = 1 where any band is non-zero. */
-static int load_mask(const char *path, int h, int w, uint8_t *out, uf_error *err)
-{
-    uint8_t *px = NULL;
-    int mw, mh, nb;
-    if (uf_img_decode(NULL, 0, path, NULL, &px, &mw, &mh, &nb, err) != UF_OK)
-        return -1;
-    for (int y = 0; y < h; y++) {
-        size_t sy = (size_t)y * (size_t)mh / (size_t)h;
-        for (int x = 0; x < w; x++) {
-            size_t sx = (size_t)x * (size_t)mw / (size_t)w;
-            const uint8_t *p = px + (sy * (size_t)mw + sx) * (size_t)nb;
-            uint8_t v = 0;
-            for (int c = 0; c < nb; c++)
-                v |= p[c];
-            out[(size_t)y * w + x] = v != 0;
-        }
-    }
-    g_free(px);
-    return 0;
 }
 
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -306,13 +281,13 @@ static int run_all(uf_ctx *ctx, const uf_model_info *info, const eval_opts *eo, 
     size_t n_iou = 0;
     double sum_iou = 0;
     for (size_t i0 = 0; i0 < it->n; i0 += (size_t)B) {
-        int nb = (int)MIN((size_t)B, it->n - i0);
+        int nb = (int)CLI_MIN((size_t)B, it->n - i0);
         for (int b = 0; b < nb; b++) {
             item *m = &it->v[i0 + b];
             if (uf_image_load_file(m->path, info, NULL, x + per * b, err) != UF_OK)
                 goto done;
             if (m->mask) {
-                if (load_mask(m->mask, H, W, gt + hw * b, err) != 0)
+                if (uf_mask_load_file(m->mask, H, W, gt + hw * b, err) != 0)
                     goto done;
             } else
                 memset(gt + hw * b, 0, hw);
@@ -469,7 +444,7 @@ int cmd_eval(int argc, char **argv)
         for (;;) {
             r.ph = (H + r.stride - 1) / r.stride;
             r.pw = (W + r.stride - 1) / r.stride;
-            if ((long long)it.n * r.ph * r.pw <= eo.max_pixels || r.stride >= MIN(H, W))
+            if ((long long)it.n * r.ph * r.pw <= eo.max_pixels || r.stride >= CLI_MIN(H, W))
                 break;
             r.stride++;
         }
@@ -502,8 +477,8 @@ int cmd_eval(int argc, char **argv)
         scores[i] = it.v[i].score;
         labels[i] = (uint8_t)it.v[i].label;
         *(it.v[i].label ? &sa : &sg) += scores[i];
-        r.score_min = MIN(r.score_min, scores[i]);
-        r.score_max = MAX(r.score_max, scores[i]);
+        r.score_min = CLI_MIN(r.score_min, scores[i]);
+        r.score_max = CLI_MAX(r.score_max, scores[i]);
     }
     r.mean_good = sg / (double)r.n_good;
     r.mean_anom = sa / (double)r.n_anom;

@@ -3,7 +3,6 @@
  * ground-truth masks. */
 #include "cli.h"
 #include "gendata_defects.h"
-#include "image.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,9 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
-
-#include <vips/vips.h>
 
 #define CMD "gen-demo"
 
@@ -76,19 +74,19 @@ static int load_texture(const char *dir, const char *name, gd_texture *t)
     uint8_t *px = NULL;
     int w, h, nb;
     uf_error err = {0};
-    if (uf_img_decode(NULL, 0, path, NULL, &px, &w, &h, &nb, &err) != UF_OK) {
+    if (uf_image_decode_file(path, NULL, &px, &w, &h, &nb, &err) != UF_OK) {
         cli_fail(CMD, &err);
         return -1;
     }
     uint8_t *g = malloc((size_t)w * (size_t)h);
     if (!g) {
-        g_free(px);
+        uf_free(px);
         fprintf(stderr, "uflow " CMD ": out of memory for %s\n", path);
         return -1;
     }
     for (size_t i = 0; i < (size_t)w * (size_t)h; i++)
         g[i] = nb == 1 ? px[i] : (uint8_t)((px[3 * i] + px[3 * i + 1] + px[3 * i + 2] + 1) / 3);
-    g_free(px);
+    uf_free(px);
     *t = (gd_texture){g, w, h};
     return 0;
 }
@@ -176,21 +174,12 @@ static int write_rgb(const char *path, const float *img, int n)
         uint8_t b = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : (int)(v + 0.5f));
         rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = b;
     }
-    int rc = -1;
-    VipsImage *im = NULL;
-    if (uf_img_vips_init(&err) != UF_OK)
-        goto done;
-    im = vips_image_new_from_memory(rgb, 3 * npx, n, n, 3, VIPS_FORMAT_UCHAR);
-    if (!im || vips_pngsave_buffer(im, &png, &len, NULL)) {
-        uf_img_vips_error(&err, "cannot encode PNG");
-        goto done;
-    }
-    rc = uf_write_file(path, png, len, &err) == UF_OK ? 0 : -1;
-done:
+    int rc = uf_rgb_png(rgb, n, n, &png, &len, &err) == UF_OK &&
+                     uf_write_file(path, png, len, &err) == UF_OK
+                 ? 0
+                 : -1;
     if (rc)
         cli_fail(CMD, &err);
-    if (im)
-        g_object_unref(im);
     uf_free(png);
     free(rgb);
     return rc;

@@ -1,7 +1,6 @@
 /* cmd_infer.c — `uflow infer`: every model output for a tensor or a list of images, written
  * as safetensors (the contract external checks use; keep it stable). */
 #include "cli.h"
-#include "st.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,8 +1,6 @@
 /* cmd_nfa.c — `uflow nfa`: the NFA map and mask from latents stored in a safetensors file
  * (no model needed: the test only looks at z). */
 #include "cli.h"
-#include "nfa.h"
-#include "st.h"
 
 #include <getopt.h>
 #include <stdio.h>

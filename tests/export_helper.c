@@ -8,7 +8,7 @@
  *       runs MODEL on IN's 'image' (F32 [B,3,H,W], normalised) and writes what `uflow infer`
  *       does not: the backbone features after the feature LayerNorm (uf_result.features) as
  *       features.0.., plus z.0.. and log_jac_det. */
-#include "st.h"
+#include "io/st.h"
 #include "uflow.h"
 
 #include <stdio.h>

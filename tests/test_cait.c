@@ -10,8 +10,8 @@
 #include "util.h"
 #include "uflow_train.h"
 
-#include "cait.h"
-#include "pool.h"
+#include "models/backbones/cait.h"
+#include "core/pool.h"
 
 #include <jansson.h>
 #include <math.h>

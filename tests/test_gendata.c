@@ -4,7 +4,7 @@
  * exit codes for bad input. argv[1] is the uflow binary. */
 #include "util.h"
 
-#include "image.h"
+#include "io/image.h"
 
 #include <dirent.h>
 #include <glib.h>

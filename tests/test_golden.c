@@ -4,7 +4,7 @@
  * 1e-3 x max(1, max|ref|), log_jac_det 1e-4 relative. */
 #include "util.h"
 
-#include "model.h"
+#include "models/model.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -18,7 +18,7 @@
 
 #include <vips/vips.h>
 
-#include "st.h"
+#include "io/st.h"
 #include "uflow.h"
 
 #ifndef UF_SOURCE_ROOT

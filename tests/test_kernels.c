@@ -5,9 +5,9 @@
  * values computed by PyTorch 1.13 (bilinear resize, pixel_shuffle) are embedded as constants. */
 #include "util.h"
 
-#include "model.h"
-#include "ops.h"
-#include "pool.h"
+#include "models/model.h"
+#include "kernels/kernels.h"
+#include "core/pool.h"
 
 #include <math.h>
 #include <stdio.h>

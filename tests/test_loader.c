@@ -6,7 +6,7 @@
  * num_batches_tracked bookkeeping) are run and compared with the original. */
 #include "util.h"
 
-#include "model.h"
+#include "models/model.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -4,8 +4,8 @@
  * sign). Tolerance vs anomalib: 1e-3 abs on every finite log10 value (spec §9). */
 #include "util.h"
 
-#include "internal.h"
-#include "nfa.h"
+#include "core/internal.h"
+#include "models/nfa.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "st.h"
+#include "io/st.h"
 #include "uflow.h"
 
 /* In-repo fixtures: $UFLOW_TEST_GOLDEN or <source>/tests/golden. */

@@ -19,7 +19,7 @@
  *   uf_ctx_init(m, &o, &ctx, &err);
  *
  *   float *x = malloc(sizeof(float) * 3 * info->height * info->width);
- *   uf_image_load_file("part.jpg", info, x, &err);       // decode, resize, normalise
+ *   uf_image_load_file("part.jpg", info, NULL, x, &err); // decode, resize, normalise
  *
  *   uf_result r;
  *   uf_ctx_run(ctx, x, 1, &r, &err);                     // r.pred_score[0], r.anomaly_map...
@@ -220,6 +220,34 @@ typedef struct uf_nfa_result {
     const int *label;                 /* [B] 1 = some pixel anomalous */
 } uf_nfa_result;
 
+/* The NFA test on latents from anywhere (a stored uflow infer output, another
+ * implementation): an immutable plan (tau, tables, bicubic taps) plus scratch for one run at
+ * a time, sized for max_batch and allocated once; uf_nfa_run allocates nothing. Not for two
+ * threads at once. The math is in docs/nfa.md. */
+typedef struct uf_nfa uf_nfa;
+
+/* Validates the options (window >= 1, 0 < prob_thr < 1, finite epsilon, max_batch >= 1) and
+ * the latent shapes in info (n_scales, z_channels/z_height/z_width, height/width). Every
+ * latent map must be larger than its half window in both directions (reflect padding needs
+ * h, w > half; anomalib's F.pad raises otherwise): UF_ERR_ARG names the scale and the largest
+ * window that fits. On failure *out is NULL. */
+uf_status uf_nfa_init(const uf_model_info *info, const uf_nfa_opts *o, int max_batch,
+                      uf_nfa **out, uf_error *err);
+void uf_nfa_free(uf_nfa *n);
+
+/* z: K latents [B, C_k, h_k, w_k] (finest first), all finite. Outputs (any may be NULL):
+ *   minus_log10_nfa [B*H*W]     -log10 NFA per pixel
+ *   mask [B*H*W]                1 = anomalous (minus_log10_nfa > epsilon), else 0
+ *   anomalous_fraction [B]      fraction of mask pixels; the image label is fraction > 0
+ *   min_log10_nfa [B]           min over pixels of log10 NFA (= -max minus_log10_nfa)
+ * Deterministic: the same z gives bit-identical outputs, whatever else is in the batch. */
+uf_status uf_nfa_run(uf_nfa *n, const float *const z[UF_MAX_SCALES], int B,
+                     double *minus_log10_nfa, uint8_t *mask, float *anomalous_fraction,
+                     double *min_log10_nfa, uf_error *err);
+
+/* The per-scale log10 survival maps of the last run, [B, 1, h_k, w_k]; NULL if k is invalid. */
+const double *uf_nfa_log10_sf(const uf_nfa *n, int k);
+
 uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, uf_error *err);
 void uf_ctx_free(uf_ctx *ctx);
 
@@ -259,6 +287,17 @@ uf_status uf_image_load_buffer(const void *data, size_t len, const uf_model_info
 void uf_image_rgb8_to_tensor(const uint8_t *rgb, int w, int h, int out_h, int out_w,
                              const float mean[3], const float std[3], float *out);
 
+/* Decode an image to 8-bit interleaved pixels as decoded: *bands = 1 (grey) or 3 (RGB; alpha
+ * dropped, CMYK/16-bit converted as in uf_image_load_*). *px is released with uf_free(). */
+uf_status uf_image_decode_file(const char *path, const uf_image_opts *opts, uint8_t **px,
+                               int *w, int *h, int *bands, uf_error *err);
+uf_status uf_image_decode_buffer(const void *data, size_t len, const uf_image_opts *opts,
+                                 uint8_t **px, int *w, int *h, int *bands, uf_error *err);
+
+/* A ground-truth mask image resized to h x w with nearest neighbour (torch 'nearest':
+ * src = floor(dst * in / out)); out[i] = 1 where any band is non-zero, else 0. */
+uf_status uf_mask_load_file(const char *path, int h, int w, uint8_t *out, uf_error *err);
+
 /* Encode an anomaly map [h, w] in [vmin, vmax] as a turbo-colormap PNG. *png is g_malloc'd
  * by libvips: release it with uf_free(). */
 uf_status uf_heatmap_png(const float *map, int h, int w, float vmin, float vmax,
@@ -273,11 +312,89 @@ uf_status uf_overlay_png(const void *image, size_t image_len, const float *map, 
 /* Encode a mask [h, w] (non-zero = anomalous) as an 8-bit greyscale PNG (255 = anomalous). */
 uf_status uf_mask_png(const uint8_t *mask, int h, int w, void **png, size_t *png_len, uf_error *err);
 
-/* Write a PNG buffer to a file. */
+/* Encode 8-bit interleaved RGB pixels [h, w, 3] as a PNG. */
+uf_status uf_rgb_png(const uint8_t *rgb, int h, int w, void **png, size_t *png_len, uf_error *err);
+
+/* Write a buffer to a file. */
 uf_status uf_write_file(const char *path, const void *data, size_t len, uf_error *err);
 
-/* Free memory returned by uf_heatmap_png / uf_overlay_png / uf_mask_png. */
+/* Free memory returned by uf_image_decode_*, uf_heatmap_png, uf_overlay_png, uf_mask_png
+ * and uf_rgb_png. */
 void uf_free(void *p);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensor files (safetensors)                                                                 */
+/*
+ * Format: 8-byte little-endian header length N, N bytes of JSON header
+ * {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"key": "string value", ...}}, then the data section. Offsets are
+ * relative to the start of the data section. Model files are such files; so are the inputs
+ * and outputs of `uflow infer`.
+ *
+ * uf_st_open validates the whole container before returning: header within the file, JSON
+ * well-formed with no duplicate keys, known dtypes, shapes consistent with byte sizes, every
+ * range inside the data section and no two ranges overlapping. After that every
+ * uf_st_tensor.data pointer is safe to read for uf_st_nbytes() bytes.
+ */
+
+#define UF_ST_MAX_DIMS 8
+
+typedef enum uf_dtype {
+    UF_DT_F32 = 0,
+    UF_DT_F64,
+    UF_DT_F16,
+    UF_DT_BF16,
+    UF_DT_I64,
+    UF_DT_I32,
+    UF_DT_I16,
+    UF_DT_I8,
+    UF_DT_U8,
+    UF_DT_BOOL,
+    UF_DT_COUNT
+} uf_dtype;
+
+const char *uf_dtype_name(uf_dtype dt);
+size_t uf_dtype_size(uf_dtype dt);
+
+typedef struct uf_st_tensor {
+    const char *name;
+    uf_dtype dtype;
+    int ndim;
+    int64_t shape[UF_ST_MAX_DIMS];
+    uint64_t numel;
+    uint64_t begin, end;    /* byte offsets in the data section */
+    const void *data;       /* points into the mapping; may be unaligned */
+} uf_st_tensor;
+
+typedef struct uf_st uf_st;
+
+/* Map and validate a file (read-only, private mapping). */
+uf_status uf_st_open(const char *path, uf_st **out, uf_error *err);
+/* Validate a caller-owned buffer (no copy: the buffer must outlive the uf_st). */
+uf_status uf_st_open_buffer(const void *data, size_t len, uf_st **out, uf_error *err);
+void uf_st_close(uf_st *st);
+
+size_t uf_st_count(const uf_st *st);
+const uf_st_tensor *uf_st_at(const uf_st *st, size_t i);   /* sorted by data offset */
+const uf_st_tensor *uf_st_find(const uf_st *st, const char *name);
+/* A __metadata__ value, or NULL. */
+const char *uf_st_meta(const uf_st *st, const char *key);
+/* The whole mapping (for hashing). */
+const void *uf_st_bytes(const uf_st *st, size_t *len);
+
+static inline size_t uf_st_nbytes(const uf_st_tensor *t) { return (size_t)(t->end - t->begin); }
+
+/* Writer: tensors are written in the order they are added; data is copied at add time.
+ * uf_st_writer_save writes a temporary file beside path, fsyncs it and renames it over path,
+ * so a reader never sees a half-written file. */
+typedef struct uf_st_writer uf_st_writer;
+
+uf_st_writer *uf_st_writer_new(void);
+void uf_st_writer_free(uf_st_writer *w);
+uf_status uf_st_writer_add(uf_st_writer *w, const char *name, uf_dtype dt, int ndim,
+                           const int64_t *shape, const void *data, uf_error *err);
+uf_status uf_st_writer_meta(uf_st_writer *w, const char *key, const char *value, uf_error *err);
+uf_status uf_st_writer_save(const uf_st_writer *w, const char *path, uf_error *err);
 
 #ifdef __cplusplus
 }

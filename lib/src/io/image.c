@@ -1,0 +1,389 @@
+/* image.c — image decoding (libvips) and anomalib's pre-processing (spec §6.1).
+ *
+ * Pipeline: decode -> 8-bit RGB as PIL's convert("RGB") -> float /255 -> antialiased bilinear
+ * resize as torch's interpolate(bilinear, align_corners=False, antialias=True) -> (x - mean)
+ * / std, CHW. The filter weights are bit-identical to torch's; the sums differ by at most
+ * ~2 ulp because torch's build contracts some of them into FMAs.
+ *
+ * EXIF orientation is deliberately ignored: anomalib reads with PIL, which does not
+ * auto-rotate, so a rotated decode would feed the model a different image than training saw.
+ */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+#define UF_DEFAULT_MAX_PIXELS (UINT64_C(64) << 20) /* 64 Mi pixels */
+
+/* Shared with heatmap.c. */
+#include "io/image.h"
+
+/* The only global state: libvips is process-wide and must be initialised exactly once. */
+static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
+static int vips_init_rc;
+
+static void vips_start(void) { vips_init_rc = VIPS_INIT("uflow"); }
+
+uf_status uf_img_vips_init(uf_error *err)
+{
+    pthread_once(&vips_once, vips_start);
+    if (vips_init_rc != 0)
+        return uf_img_vips_error(err, "cannot initialise libvips");
+    return UF_OK;
+}
+
+/* libvips keeps one process-wide error buffer; take its text (and clear it) so that the next
+ * failure does not report stale messages. Under concurrent failures in several threads the
+ * texts can interleave; libvips offers nothing better. */
+uf_status uf_img_vips_error(uf_error *err, const char *what)
+{
+    char *v = vips_error_buffer_copy();
+    if (v) {
+        for (char *p = v; *p; p++)
+            if (*p == '\n')
+                *p = p[1] ? ' ' : '\0';
+    }
+    uf_status st = uf_err(err, UF_ERR_IMAGE, "%s: %s", what,
+                          v && *v ? v : "unrecognised, truncated or corrupt data");
+    g_free(v);
+    return st;
+}
+
+/* Interpretations libvips must convert to sRGB itself; the others (grey, RGB, 16-bit,
+ * multiband) are handled by band selection and a cast, as PIL would. */
+static int needs_colourspace(VipsInterpretation in)
+{
+    switch (in) {
+    case VIPS_INTERPRETATION_CMYK: case VIPS_INTERPRETATION_LAB:
+    case VIPS_INTERPRETATION_LABQ: case VIPS_INTERPRETATION_LABS:
+    case VIPS_INTERPRETATION_LCH: case VIPS_INTERPRETATION_CMC:
+    case VIPS_INTERPRETATION_XYZ: case VIPS_INTERPRETATION_YXY:
+    case VIPS_INTERPRETATION_HSV: case VIPS_INTERPRETATION_scRGB:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static uf_status decode_source(VipsSource *src, const uf_image_opts *opts, uint8_t **px,
+                               int *w, int *h, int *nb, uf_error *err)
+{
+    /* Every intermediate is kept here so one loop unrefs them on every path. */
+    VipsImage *im[5] = {NULL};
+    int n = 0;
+    uf_status st = UF_OK;
+
+    /* Sequential access streams the decode instead of buffering a full copy; fail_on=error
+     * turns truncated or corrupt data into an error, as PIL would, instead of grey fill. */
+    im[n] = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                       "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    if (!im[n])
+        return uf_img_vips_error(err, "cannot decode image");
+    VipsImage *cur = im[n++];
+
+    uint64_t limit = opts && opts->max_pixels ? opts->max_pixels : UF_DEFAULT_MAX_PIXELS;
+    uint64_t npx = (uint64_t)vips_image_get_width(cur) * (uint64_t)vips_image_get_height(cur);
+    if (npx > limit) {
+        st = uf_err(err, UF_ERR_LIMIT, "image is %dx%d = %llu pixels, above the limit of %llu",
+                    vips_image_get_width(cur), vips_image_get_height(cur),
+                    (unsigned long long)npx, (unsigned long long)limit);
+        goto done;
+    }
+    if (needs_colourspace(vips_image_get_interpretation(cur))) {
+        if (vips_colourspace(cur, &im[n], VIPS_INTERPRETATION_sRGB, NULL))
+            goto vfail;
+        cur = im[n++];
+    }
+    if (vips_image_get_format(cur) != VIPS_FORMAT_UCHAR) {
+        /* 16-bit keeps its high byte (PIL's 16->8 bit unpacking); anything else is clipped. */
+        int shift = vips_image_get_format(cur) == VIPS_FORMAT_USHORT;
+        if (vips_cast(cur, &im[n], VIPS_FORMAT_UCHAR, "shift", shift, NULL))
+            goto vfail;
+        cur = im[n++];
+    }
+    /* Keep grey as 1 band (replicated after the resize) and drop alpha without compositing,
+     * as PIL's convert("RGB") does. */
+    int bands = vips_image_get_bands(cur), keep = bands >= 3 ? 3 : 1;
+    if (bands != keep) {
+        if (vips_extract_band(cur, &im[n], 0, "n", keep, NULL))
+            goto vfail;
+        cur = im[n++];
+    }
+    size_t size = 0;
+    void *mem = vips_image_write_to_memory(cur, &size);
+    if (!mem)
+        goto vfail;
+    *px = mem;
+    *w = vips_image_get_width(cur);
+    *h = vips_image_get_height(cur);
+    *nb = keep;
+    goto done;
+vfail:
+    st = uf_img_vips_error(err, "cannot decode image");
+done:
+    while (n > 0)
+        g_object_unref(im[--n]);
+    return st;
+}
+
+/* Decode from memory (data, len) or, when path is not NULL, from that file. *px is g_malloc'd
+ * interleaved 8-bit data with *nb = 1 (grey) or 3 (RGB) bands. */
+uf_status uf_img_decode(const void *data, size_t len, const char *path,
+                        const uf_image_opts *opts, uint8_t **px, int *w, int *h, int *nb,
+                        uf_error *err)
+{
+    *px = NULL;
+    uf_status st = uf_img_vips_init(err);
+    if (st != UF_OK)
+        return st;
+    VipsSource *src;
+    if (path) {
+        /* Opening the file ourselves tells I/O errors apart from decode errors, and a fresh
+         * source (unlike a file name) can never be served stale from libvips' operation
+         * cache when the file is rewritten. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return uf_err(err, UF_ERR_IO, "cannot open image %s: %s", path, strerror(errno));
+        src = vips_source_new_from_descriptor(fd);
+        close(fd);
+    } else {
+        if (len == 0)
+            return uf_err(err, UF_ERR_IMAGE, "cannot decode image: empty buffer");
+        src = vips_source_new_from_memory(data, len);
+    }
+    if (!src)
+        return uf_img_vips_error(err, "cannot read image");
+    st = decode_source(src, opts, px, w, h, nb, err);
+    g_object_unref(src);
+    if (st != UF_OK && path)
+        uf_err_prefix(err, "%s", path);
+    return st;
+}
+
+/* One axis of torch's separable AA filter (_compute_indices_min_size_weights_aa, bilinear):
+ * the float/double mix of the expressions is kept on purpose so the weights match torch's
+ * float32 kernel bit for bit. */
+typedef struct axis {
+    int *lo, *cnt;  /* first source index and number of taps per output index */
+    float *w;       /* [out][k] */
+    int k;
+} axis;
+
+static float aa_tri(float x)
+{
+    if (x < 0.0f)
+        x = -x;
+    return x < 1.0f ? 1.0f - x : 0.0f;
+}
+
+static int axis_init(axis *a, int in, int out)
+{
+    float scale = (float)in / (float)out;
+    float support = scale >= 1.0f ? (float)(1.0 * scale) : 1.0f;
+    float invscale = scale >= 1.0f ? (float)(1.0 / scale) : 1.0f;
+    a->k = (int)ceilf(support) * 2 + 1;
+    a->lo = malloc(sizeof(int) * (size_t)out);
+    a->cnt = malloc(sizeof(int) * (size_t)out);
+    a->w = calloc((size_t)out * (size_t)a->k, sizeof(float));
+    if (!a->lo || !a->cnt || !a->w)
+        return -1;
+    for (int i = 0; i < out; i++) {
+        float center = (float)(scale * (i + 0.5));
+        int64_t xmin = (int64_t)((double)(center - support) + 0.5);
+        int64_t xmax = (int64_t)((double)(center + support) + 0.5);
+        if (xmin < 0)
+            xmin = 0;
+        if (xmax > in)
+            xmax = in;
+        int64_t xsize = UF_MAX(UF_MIN(xmax - xmin, (int64_t)a->k), 0);
+        float *w = a->w + (size_t)i * (size_t)a->k, total = 0.0f;
+        for (int64_t j = 0; j < xsize; j++) {
+            w[j] = aa_tri((float)(((double)((float)(j + xmin) - center) + 0.5) * invscale));
+            total += w[j];
+        }
+        for (int64_t j = 0; j < xsize && total != 0.0f; j++)
+            w[j] /= total;
+        a->lo[i] = (int)xmin;
+        a->cnt[i] = (int)xsize;
+    }
+    return 0;
+}
+
+static void axis_free(axis *a)
+{
+    free(a->lo);
+    free(a->cnt);
+    free(a->w);
+}
+
+/* Resize + normalise interleaved 8-bit data with nb = 1 (grey, replicated) or 3 bands into
+ * CHW floats. Width first, then height, as torch does (the order changes float rounding). */
+uf_status uf_img_resize(const uint8_t *px, int w, int h, int nb, int out_h, int out_w,
+                        const float mean[3], const float std[3], float *out)
+{
+    axis ax = {0}, ay = {0};
+    float *tmp = malloc(sizeof(float) * (size_t)nb * (size_t)h * (size_t)out_w);
+    uf_status st = UF_ERR_NOMEM;
+    if (!tmp || axis_init(&ax, w, out_w) || axis_init(&ay, h, out_h))
+        goto done;
+    float lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = (float)i / 255.0f;  /* torchvision divides (multiplying by 1/255 differs) */
+    /* Loop orders favour memory locality; each output value still sums its taps in
+     * torch's order, which is what fixes the float result. */
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = px + (size_t)y * (size_t)w * (size_t)nb;
+        for (int x = 0; x < out_w; x++) {
+            const float *wt = ax.w + (size_t)x * (size_t)ax.k;
+            const uint8_t *s = row + (size_t)ax.lo[x] * (size_t)nb;
+            for (int c = 0; c < nb; c++) {
+                float acc = lut[s[c]] * wt[0];
+                for (int j = 1; j < ax.cnt[x]; j++)
+                    acc += lut[s[(size_t)j * (size_t)nb + (size_t)c]] * wt[j];
+                tmp[((size_t)c * (size_t)h + (size_t)y) * (size_t)out_w + (size_t)x] = acc;
+            }
+        }
+    }
+    size_t plane = (size_t)out_h * (size_t)out_w;
+    for (int c = 0; c < 3; c++) {
+        const float *tc = tmp + (size_t)(nb == 3 ? c : 0) * (size_t)h * (size_t)out_w;
+        for (int y = 0; y < out_h; y++) {
+            const float *wt = ay.w + (size_t)y * (size_t)ay.k;
+            const float *s = tc + (size_t)ay.lo[y] * (size_t)out_w;
+            float *o = out + (size_t)c * plane + (size_t)y * (size_t)out_w;
+            for (int x = 0; x < out_w; x++)
+                o[x] = s[x] * wt[0];
+            for (int j = 1; j < ay.cnt[y]; j++) {
+                const float *sj = s + (size_t)j * (size_t)out_w;
+                for (int x = 0; x < out_w; x++)
+                    o[x] += sj[x] * wt[j];
+            }
+            for (int x = 0; x < out_w; x++)
+                o[x] = (o[x] - mean[c]) / std[c];
+        }
+    }
+    st = UF_OK;
+done:
+    free(tmp);
+    axis_free(&ax);
+    axis_free(&ay);
+    return st;
+}
+
+void uf_image_rgb8_to_tensor(const uint8_t *rgb, int w, int h, int out_h, int out_w,
+                             const float mean[3], const float std[3], float *out)
+{
+    if (!rgb || !out || !mean || !std || w <= 0 || h <= 0 || out_h <= 0 || out_w <= 0)
+        return;
+    /* No error channel here: invalid sizes leave out untouched, and an allocation failure
+     * makes the output unmistakably invalid rather than silently stale. */
+    if (uf_img_resize(rgb, w, h, 3, out_h, out_w, mean, std, out) != UF_OK)
+        for (size_t i = 0; i < (size_t)3 * (size_t)out_h * (size_t)out_w; i++)
+            out[i] = NAN;
+}
+
+static uf_status load(const void *data, size_t len, const char *path, const uf_model_info *info,
+                      const uf_image_opts *opts, float *out, uf_error *err)
+{
+    if (!info || !out)
+        return uf_err(err, UF_ERR_ARG, "image load: NULL %s", info ? "output" : "model info");
+    if (info->height <= 0 || info->width <= 0)
+        return uf_err(err, UF_ERR_ARG, "image load: invalid input size %dx%d", info->width,
+                      info->height);
+    uint8_t *px;
+    int w, h, nb;
+    uf_status st = uf_img_decode(data, len, path, opts, &px, &w, &h, &nb, err);
+    if (st != UF_OK)
+        return st;
+    st = uf_img_resize(px, w, h, nb, info->height, info->width, info->mean, info->std, out);
+    g_free(px);
+    if (st != UF_OK)
+        return uf_err(err, st, "image load: out of memory resizing %dx%d to %dx%d", w, h,
+                      info->width, info->height);
+    return UF_OK;
+}
+
+uf_status uf_image_load_file(const char *path, const uf_model_info *info,
+                             const uf_image_opts *opts, float *out, uf_error *err)
+{
+    if (!path)
+        return uf_err(err, UF_ERR_ARG, "image load: NULL path");
+    return load(NULL, 0, path, info, opts, out, err);
+}
+
+uf_status uf_image_load_buffer(const void *data, size_t len, const uf_model_info *info,
+                               const uf_image_opts *opts, float *out, uf_error *err)
+{
+    if (!data && len)
+        return uf_err(err, UF_ERR_ARG, "image load: NULL buffer");
+    return load(data, len, NULL, info, opts, out, err);
+}
+
+uf_status uf_write_file(const char *path, const void *data, size_t len, uf_error *err)
+{
+    if (!path || (!data && len))
+        return uf_err(err, UF_ERR_ARG, "write file: NULL %s", path ? "data" : "path");
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return uf_err(err, UF_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    int bad = len && fwrite(data, 1, len, f) != len;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (bad)
+        return uf_err(err, UF_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    return UF_OK;
+}
+
+void uf_free(void *p) { g_free(p); }
+
+uf_status uf_image_decode_file(const char *path, const uf_image_opts *opts, uint8_t **px,
+                               int *w, int *h, int *bands, uf_error *err)
+{
+    if (!path || !px || !w || !h || !bands)
+        return uf_err(err, UF_ERR_ARG, "decode: NULL argument");
+    return uf_img_decode(NULL, 0, path, opts, px, w, h, bands, err);
+}
+
+uf_status uf_image_decode_buffer(const void *data, size_t len, const uf_image_opts *opts,
+                                 uint8_t **px, int *w, int *h, int *bands, uf_error *err)
+{
+    if ((!data && len) || !px || !w || !h || !bands)
+        return uf_err(err, UF_ERR_ARG, "decode: NULL argument");
+    return uf_img_decode(data, len, NULL, opts, px, w, h, bands, err);
+}
+
+uf_status uf_mask_load_file(const char *path, int h, int w, uint8_t *out, uf_error *err)
+{
+    if (!path || !out || h < 1 || w < 1)
+        return uf_err(err, UF_ERR_ARG, "mask: bad arguments");
+    uint8_t *px = NULL;
+    int mw, mh, nb;
+    uf_status st = uf_img_decode(NULL, 0, path, NULL, &px, &mw, &mh, &nb, err);
+    if (st != UF_OK)
+        return st;
+    for (int y = 0; y < h; y++) {
+        size_t sy = (size_t)y * (size_t)mh / (size_t)h;
+        for (int x = 0; x < w; x++) {
+            size_t sx = (size_t)x * (size_t)mw / (size_t)w;
+            const uint8_t *p = px + (sy * (size_t)mw + sx) * (size_t)nb;
+            uint8_t v = 0;
+            for (int c = 0; c < nb; c++)
+                v |= p[c];
+            out[(size_t)y * w + x] = v != 0;
+        }
+    }
+    g_free(px);
+    return UF_OK;
+}

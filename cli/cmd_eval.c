@@ -497,7 +497,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (eo.calibrate) {
-        /* anomalib's PostProcessor statistics (spec §6.2); without masks anomalib has no pixel
+        /* anomalib's PostProcessor statistics (docs/uflow-math.md "Post-processing"); without masks anomalib has no pixel
          * threshold and matches the image one. */
         r.post = (uf_postproc){.image_threshold = r.f1_image.threshold,
                                .pixel_threshold = eo.masks ? r.f1_pixel.threshold : r.f1_image.threshold,

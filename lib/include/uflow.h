@@ -99,7 +99,7 @@ typedef enum uf_backbone_kind {
     UF_BACKBONE_MCAIT
 } uf_backbone_kind;
 
-/* anomalib post-processing statistics (spec §6.2); a field is NaN when absent. */
+/* anomalib post-processing statistics (docs/uflow-math.md "Post-processing"); a field is NaN when absent. */
 typedef struct uf_postproc {
     float image_threshold, pixel_threshold;
     float pred_scores_min, pred_scores_max;
@@ -149,7 +149,7 @@ typedef struct uf_create_opts {
     int permute_soft;          /* dense random rotation instead of a permutation */
     uint64_t seed;
     /* 0: anomalib's untrained init (ActNorm scale 1, offset 0, BN identity statistics).
-     * 1: every parameter re-randomised like the golden fixtures (spec §9) so that all of
+     * 1: every parameter re-randomised like the golden fixtures (docs/uflow-math.md "Test fixtures") so that all of
      *    them influence the output (for tests). */
     int perturb;
     /* 1: backbone weights from the index formula of tools/uflow_ref.py (reproducible across
@@ -262,7 +262,7 @@ uf_status uf_ctx_nfa(uf_ctx *ctx, const uf_nfa_opts *opts, uf_nfa_result *res, u
 /* Bytes of scratch memory the context holds. */
 size_t uf_ctx_scratch_bytes(const uf_ctx *ctx);
 
-/* anomalib's post-processing (spec §6.2) applied to one raw score. */
+/* anomalib's post-processing (docs/uflow-math.md "Post-processing") applied to one raw score. */
 float uf_postproc_normalize(const uf_postproc *p, float raw, int image_level);
 
 /* ------------------------------------------------------------------------------------------ */

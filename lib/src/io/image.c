@@ -1,4 +1,4 @@
-/* image.c — image decoding (libvips) and anomalib's pre-processing (spec §6.1).
+/* image.c — image decoding (libvips) and anomalib's pre-processing (docs/uflow-math.md "Pre-processing").
  *
  * Pipeline: decode -> 8-bit RGB as PIL's convert("RGB") -> float /255 -> antialiased bilinear
  * resize as torch's interpolate(bilinear, align_corners=False, antialias=True) -> (x - mean)

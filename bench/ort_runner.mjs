@@ -3,17 +3,20 @@
 //
 //   node bench/ort_runner.mjs --ort DIR --model M.onnx run --input IN.safetensors --out OUT.safetensors [--threads T]
 //   node bench/ort_runner.mjs --ort DIR --model M.onnx bench [--batch B] [--threads T] [--iters N] [--warmup W]
+//                             [--profile PREFIX]
 //
 // DIR is a folder where `npm install onnxruntime-node` was run (bench/vs_ort.py makes and caches
 // it). `run` feeds IN's 'image' (float32 [B,3,H,W], the file `uflow infer --tensor` takes) and
 // writes every graph output as float32 safetensors. `bench` times session.run on a seeded N(0,1)
-// input like `uflow bench` and prints one JSON line with the same field names.
+// input like `uflow bench` and prints one JSON line with the same field names. --profile writes
+// ORT's own per-node trace (PREFIX_<date>.json, Chrome trace format) and adds a per-op-type
+// summary of the timed runs to the JSON line ("ops": {type: ms per run}).
 //
 // Session options are the ones the comparison is defined with: graph optimisation "all",
 // sequential execution, intra-op threads = T, inter-op threads = 1, CPU EP only.
 import { createRequire } from "node:module";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 
 function usage(msg) {
@@ -94,14 +97,42 @@ function pct(sorted, p) {
   return sorted[Math.min(Math.max(i, 0), sorted.length - 1)];
 }
 
+// endProfiling() names the trace in some versions and returns nothing in others: then the newest
+// PREFIX_* file is it
+function profileFile(sess, prefix) {
+  const f = sess.endProfiling();
+  if (typeof f === "string" && f) return f;
+  const dir = dirname(prefix), base = basename(prefix) + "_";
+  const cands = readdirSync(dir === "" ? "." : dir).filter((n) => n.startsWith(base) && n.endsWith(".json"))
+    .map((n) => join(dir, n)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!cands.length) throw new Error(`no profile file ${prefix}_*.json`);
+  return cands[0];
+}
+
+// ms per run by op type over the timed runs (the trace's node events after the warm-up runs)
+function opSummary(file, warmup, iters, r3) {
+  const ev = JSON.parse(readFileSync(file, "utf8"));
+  const runs = ev.filter((e) => e.name === "model_run").sort((a, b) => a.ts - b.ts);
+  const t0 = runs.length > warmup ? runs[warmup].ts : 0;
+  const by = {};
+  for (const e of ev) {
+    if (e.cat !== "Node" || e.ts < t0 || !e.name.endsWith("_kernel_time")) continue;
+    const k = e.args?.op_name ?? "?";
+    by[k] = (by[k] ?? 0) + e.dur / 1e3 / iters;
+  }
+  return Object.fromEntries(Object.entries(by).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, r3(v)]));
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const ort = createRequire(join(o.ort, "package.json"))("onnxruntime-node");
   const t0 = performance.now();
-  const sess = await ort.InferenceSession.create(o.model, {
+  const opts = {
     executionProviders: ["cpu"], graphOptimizationLevel: "all", executionMode: "sequential",
     intraOpNumThreads: o.threads, interOpNumThreads: 1,
-  });
+  };
+  if (o.profile) Object.assign(opts, { enableProfiling: true, profileFilePrefix: o.profile });
+  const sess = await ort.InferenceSession.create(o.model, opts);
   const sessionMs = performance.now() - t0;
   const inName = sess.inputNames[0];
   if (o.cmd === "run") {
@@ -126,11 +157,13 @@ async function main() {
   const tot = lat.reduce((a, b) => a + b, 0);
   lat.sort((a, b) => a - b);
   const r3 = (v) => Math.round(v * 1000) / 1000;
+  const extra = {};
+  if (o.profile) extra.ops = opSummary(profileFile(sess, o.profile), o.warmup, o.iters, r3);
   process.stdout.write(JSON.stringify({
     impl: "ort", ort_version: ort.env.versions?.node ?? "?", model: o.model, input: [H, W], batch: o.batch,
     threads: o.threads, iters: o.iters, session_ms: r3(sessionMs), mean_ms: r3(tot / o.iters),
     p50_ms: r3(pct(lat, 50)), p90_ms: r3(pct(lat, 90)), p99_ms: r3(pct(lat, 99)),
-    images_per_s: r3((o.batch * o.iters) / (tot / 1e3)),
+    images_per_s: r3((o.batch * o.iters) / (tot / 1e3)), ...extra,
   }) + "\n");
 }
 

@@ -97,8 +97,11 @@ int main(int argc, char **argv)
     int h = 256, w = 256;
     float *map = path ? load_map(path, &h, &w) : synthetic_map(h, w);
     double *t = malloc(sizeof *t * (size_t)iters);
-    if (!map || !t || VIPS_INIT(argv[0]))
+    if (!map || !t || VIPS_INIT(argv[0])) {
+        free(map);
+        free(t);
         return 1;
+    }
     uf_error err = {0};
     void *png = NULL;
     size_t len = 0;

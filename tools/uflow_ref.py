@@ -22,6 +22,7 @@ Subcommands
     mcait-expected --model M --out E      expected outputs of an mcait model (made by
                                            `uflow create --backbone mcait`) on the formula
                                            input, trimmed to a small file (tests/golden/mcait)
+    export-onnx  --model M --out M.onnx    the same model as an ONNX graph (tools/uflow_onnx.py)
 
 MCAIT (docs/uflow-math.md "mcait"): `feature_extractor.extractor1.*` = timm cait_m48_448 (D 768, 16 heads,
 blocks 0..40 used of 48), `feature_extractor.extractor2.*` = cait_s24_224 (D 384, 8 heads,
@@ -1021,12 +1022,16 @@ def main(argv=None):
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--sha", help="the model's version (uflow inspect) to record")
+    p = sub.add_parser("export-onnx")
+    import uflow_onnx   # noqa: E402  (here, not at the top: it imports this file itself)
+    uflow_onnx.add_args(p)
     a = ap.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     fn = {"check": cmd_check, "make-model": cmd_make_model, "run": cmd_run,
           "make-fixture": cmd_make_fixture, "check-fixture": cmd_check_fixture, "sanity": cmd_sanity,
-          "check-cait": cmd_check_cait, "mcait-expected": cmd_mcait_expected}[a.cmd]
+          "check-cait": cmd_check_cait, "mcait-expected": cmd_mcait_expected,
+          "export-onnx": uflow_onnx.run}[a.cmd]
     return fn(a) or 0
 
 

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "json_out.h"
+#include "reply.h"
 #include "metrics.h"
 #include "uflow.h"
 
@@ -47,8 +47,8 @@ void ufd_h_metrics(ufd_req *r)
     ufd_models *ms = NULL;
     if (ufd_server_serving(srv)) {
         ms = ufd_server_models(srv);
-        g.queue_depth = ufd_pool_queued(srv->pool);
-        g.workers_busy = ufd_pool_busy(srv->pool);
+        g.queue_depth = ufd_queue_depth(srv->queue);
+        g.workers_busy = ufd_queue_busy(srv->queue);
         g.workers = ufd_pool_workers(srv->pool);
     }
     size_t len = 0;

@@ -43,7 +43,8 @@ void ufd_h_readyz(ufd_req *r)
 void ufd_h_metrics(ufd_req *r)
 {
     ufd_server *srv = r->srv;
-    ufd_metrics_gauges g = {.inflight = atomic_load(&srv->inflight), .ready = ufd_server_state(srv) == UFD_READY};
+    ufd_metrics_gauges g = {.inflight = atomic_load(&srv->inflight), .ready = ufd_server_state(srv) == UFD_READY,
+                            .conns_head = atomic_load(&srv->conns_head), .conns_open = atomic_load(&srv->conns_open)};
     ufd_models *ms = NULL;
     if (ufd_server_serving(srv)) {
         ms = ufd_server_models(srv);

@@ -1,4 +1,5 @@
-/* http.c — see http.h. Request life cycle in libmicrohttpd's callbacks:
+/* http.c — see http.h. Connections arrive through the gate (gate.h: head complete and
+ * checked), which hands them to libmicrohttpd. Request life cycle in its callbacks:
  *   URI callback:        the request object, with the target exactly as sent.
  *   1st access call:     the head: dispatch checks it; a failure is answered at once
  *                        (libmicrohttpd then drops the unread body).
@@ -20,14 +21,15 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply.h"
 
 struct ufd_http {
     struct MHD_Daemon *d;
+    ufd_gate *gate;
     ufd_server *srv;
-    MHD_socket quiesced_fd;
 };
 
 static void resume(ufd_req *r) { MHD_resume_connection(r->conn); }
@@ -84,11 +86,20 @@ static enum MHD_Result reply(ufd_req *r)
         add_header(resp, "Allow", ufd_endpoint_allow(r->route.ep));
     if (r->err == UFD_E_UNAUTHORIZED)
         add_header(resp, "WWW-Authenticate", "Bearer realm=\"uflowd\"");
-    if (ufd_server_state(r->srv) == UFD_DRAINING)
-        add_header(resp, "Connection", "close");
+    /* one request per connection: every head passes the gate (gate.h) */
+    add_header(resp, "Connection", "close");
     enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+/* Below --min-body-rate, counted from --header-timeout after the head (a trickle of bytes
+ * would otherwise hold the connection forever: libmicrohttpd's timeout restarts on each). */
+static int body_too_slow(const ufd_req *r)
+{
+    const ufd_config *cfg = r->srv->cfg;
+    double late = ufd_now() - r->t_start - cfg->header_timeout;
+    return cfg->min_body_rate > 0 && late > 0 && (double)r->bytes_in < late * (double)cfg->min_body_rate;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -111,6 +122,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         int rc = ufd_dispatch_body(r, upload, *upload_size);
         *upload_size = 0;
+        if (rc == 0 && body_too_slow(r)) {
+            ufd_metrics_rejected(UFD_REJECT_SLOW_BODY);
+            r->err = UFD_E_REQUEST_TIMEOUT;
+            return MHD_NO;
+        }
         return rc == 0 ? MHD_YES : MHD_NO;
     }
     if (r->queued) { /* resumed: the answer is ready */
@@ -173,6 +189,13 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    /* heads never reach it unchecked, but a malformed chunked body is answered by
+     * libmicrohttpd itself (with its own body): count those at least */
+    unsigned code = 0;
+    if (sscanf(msg, "Error processing request (HTTP response code is %u", &code) == 1) {
+        ufd_metrics_request(NULL, UFD_EP_UNKNOWN, (int)code, 0);
+        ufd_metrics_error(UFD_E_BAD_HTTP);
+    }
     ufd_log(UFD_WARN, "libmicrohttpd: %s", msg);
 }
 
@@ -210,6 +233,59 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return 0;
 }
 
+/* ---- the gate's callbacks ------------------------------------------------------------ */
+
+static void handoff(void *ud, int fd, const struct sockaddr *addr, socklen_t len, const ufd_head *h)
+{
+    (void)h;
+    ufd_http *hp = ud;
+    if (MHD_add_connection(hp->d, fd, addr, len) != MHD_YES) /* it closed fd */
+        ufd_log(UFD_WARN, "libmicrohttpd did not take a connection");
+}
+
+static void gate_answered(void *ud, const ufd_head *h, ufd_endpoint ep, ufd_err e, const char *msg,
+                          const char *rid, size_t bytes_out, double seconds)
+{
+    (void)ud;
+    ufd_metrics_request(NULL, ep, ufd_err_status(e), seconds);
+    ufd_metrics_error(e);
+    char method[16] = "-", path[200] = "-";
+    if (h && h->method[0]) {
+        snprintf(method, sizeof method, "%s", h->method);
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(h->target, "? "), h->target);
+    }
+    ufd_log_request l = {.request_id = rid, .method = method, .path = path, .status = ufd_err_status(e),
+                         .error = ufd_err_code(e), .bytes_out = bytes_out, .queue_ms = -1, .inference_ms = -1,
+                         .total_ms = seconds * 1e3};
+    (void)msg;
+    ufd_log_req(&l);
+}
+
+static void gate_rejected(void *ud, int reason)
+{
+    (void)ud;
+    static const ufd_reject map[] = {[UFD_GATE_HEADER_TIMEOUT] = UFD_REJECT_HEADER_TIMEOUT,
+                                     [UFD_GATE_EVICTED] = UFD_REJECT_EVICTED,
+                                     [UFD_GATE_CONNECTIONS] = UFD_REJECT_CONNECTIONS,
+                                     [UFD_GATE_PER_IP] = UFD_REJECT_PER_IP};
+    ufd_metrics_rejected(map[reason]);
+}
+
+/* The request phase of a connection begins and ends: the gate counts it per address. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    ufd_http *hp = cls;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        ufd_gate_opened(hp->gate, ci->client_addr);
+    else
+        ufd_gate_closed(hp->gate, ci->client_addr);
+}
+
 ufd_http *ufd_http_start(ufd_server *srv, int *port, char *err, size_t n)
 {
     const ufd_config *cfg = srv->cfg;
@@ -221,49 +297,64 @@ ufd_http *ufd_http_start(ufd_server *srv, int *port, char *err, size_t n)
     if (!h)
         return NULL;
     h->srv = srv;
-    h->quiesced_fd = MHD_INVALID_SOCKET;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
         flags |= MHD_USE_EPOLL;
     else if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
         flags |= MHD_USE_POLL;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned timeout = cfg->request_timeout < 5 ? 5 : cfg->request_timeout > 300 ? 300 : (unsigned)cfg->request_timeout;
+    unsigned idle = cfg->header_timeout < 1 ? 1 : (unsigned)(cfg->header_timeout + 0.999);
+    /* the gate enforces --max-connections; libmicrohttpd's own limit is split over its I/O
+     * threads, so each gets all of it and never refuses one the gate let through */
+    unsigned limit = (unsigned)cfg->max_connections * (unsigned)cfg->io_threads;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, /* first, to catch everything */
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                            MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(4 * UFD_HEAD_MAX),
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_END);
     if (!h->d) {
-        snprintf(err, n, "cannot listen on %s (address in use or not available?)", cfg->listen);
+        snprintf(err, n, "cannot start libmicrohttpd");
         free(h);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    *port = info ? info->port : 0;
-    ufd_log(UFD_INFO, "listening on %s (port %d, %u I/O threads, %s)", cfg->listen, *port, cfg->io_threads,
-            (flags & MHD_USE_EPOLL) ? "epoll" : (flags & MHD_USE_POLL) ? "poll" : "select");
+    int per_ip = cfg->max_connections_per_ip > 0 ? cfg->max_connections_per_ip
+                                                  : (cfg->max_connections >= 4 ? cfg->max_connections / 4 : 1);
+    ufd_gate_opts go = {.addr = (struct sockaddr *)&ss, .addrlen = slen, .max_conns = cfg->max_connections,
+                        .per_ip = per_ip, .reserve = cfg->max_connections >= 8 ? cfg->max_connections / 8 : 1,
+                        .header_timeout = cfg->header_timeout, .handoff = handoff, .answered = gate_answered,
+                        .rejected = gate_rejected, .ud = h, .conns_head = &srv->conns_head,
+                        .conns_open = &srv->conns_open};
+    char gerr[256];
+    if (!(h->gate = ufd_gate_start(&go, port, gerr, sizeof gerr))) {
+        snprintf(err, n, "cannot listen on %s: %s", cfg->listen, gerr);
+        MHD_stop_daemon(h->d);
+        free(h);
+        return NULL;
+    }
+    ufd_log(UFD_INFO, "listening on %s (port %d, %u I/O threads, %s; %d connections, %d per client, %d kept for "
+            "clients that send their head at once)", cfg->listen, *port, cfg->io_threads,
+            (flags & MHD_USE_EPOLL) ? "epoll" : (flags & MHD_USE_POLL) ? "poll" : "select", go.max_conns, go.per_ip,
+            go.reserve);
     return h;
 }
 
 void ufd_http_quiesce(ufd_http *h)
 {
-    if (h && h->quiesced_fd == MHD_INVALID_SOCKET)
-        h->quiesced_fd = MHD_quiesce_daemon(h->d);
+    if (h)
+        ufd_gate_quiesce(h->gate);
 }
 
 void ufd_http_stop(ufd_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
-    if (h->quiesced_fd != MHD_INVALID_SOCKET)
-        close(h->quiesced_fd);
+    ufd_gate_stop(h->gate); /* first: it hands connections to the daemon */
+    MHD_stop_daemon(h->d);  /* its connections' closes still report to the gate */
+    ufd_gate_free(h->gate);
     free(h);
 }

@@ -13,6 +13,8 @@ void ufd_server_init(ufd_server *s, const ufd_config *cfg)
     pthread_mutex_init(&s->models_mu, NULL);
     atomic_init(&s->state, UFD_LOADING);
     atomic_init(&s->inflight, 0);
+    atomic_init(&s->conns_head, 0);
+    atomic_init(&s->conns_open, 0);
 }
 
 void ufd_server_destroy(ufd_server *s)

@@ -36,6 +36,7 @@ typedef struct ufd_server {
     ufd_auth *auth;              /* NULL: no key required */
     _Atomic int state;           /* ufd_state */
     _Atomic int inflight;        /* requests between their headers and their completion */
+    _Atomic int conns_head, conns_open; /* connections sending their head; all (gate.h) */
     double t_start;              /* monotonic, process start */
 } ufd_server;
 

@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "multipart.h"
 #include "reply.h"
+#include "ui.h"
 
 static void (*const handlers[UFD_EP_COUNT])(ufd_req *) = {
     [UFD_EP_ROOT] = ufd_h_root,           [UFD_EP_OPENAPI] = ufd_h_openapi,
@@ -19,6 +20,7 @@ static void (*const handlers[UFD_EP_COUNT])(ufd_req *) = {
     [UFD_EP_V2_LIVE] = ufd_h_v2_live,     [UFD_EP_V2_READY] = ufd_h_v2_ready,
     [UFD_EP_V2_MODEL] = ufd_h_v2_model,   [UFD_EP_V2_MODEL_READY] = ufd_h_v2_model_ready,
     [UFD_EP_V2_INFER] = ufd_h_v2_infer,
+    [UFD_EP_UI] = ufd_h_ui,               [UFD_EP_UI_REDIRECT] = ufd_h_ui_redirect,
 };
 
 /* Endpoints that read the model registry (503 while loading). */
@@ -99,9 +101,11 @@ int ufd_dispatch_head(ufd_req *r, const char *method)
     snprintf(r->method, sizeof r->method, "%s", method);
     if (ufd_request_id_valid(r->h.request_id))
         snprintf(r->id, sizeof r->id, "%s", r->h.request_id);
+    if (r->route.ep == UFD_EP_ROOT && ufd_ui_wants_html(r->h.accept))
+        r->route.ep = UFD_EP_UI_REDIRECT; /* a browser: the page, not the JSON */
     ufd_endpoint ep = r->route.ep;
     /* the key first: without one, nothing (not even which paths exist) is revealed */
-    if (srv->auth && !(cfg->public_health && ufd_endpoint_is_health(ep)) &&
+    if (srv->auth && !(cfg->public_health && ufd_endpoint_is_health(ep)) && !ufd_endpoint_is_public(ep) &&
         !ufd_auth_check(srv->auth, r->h.authorization, r->h.x_api_key)) {
         ufd_reply_error(r, UFD_E_UNAUTHORIZED, "a valid API key is required (Authorization: Bearer KEY or X-API-Key)");
         return 1;

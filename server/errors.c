@@ -42,6 +42,8 @@ ufd_err ufd_err_of_image_status(uf_status st)
         return UFD_E_IMAGE_TOO_LARGE;
     case UF_ERR_NOMEM:
         return UFD_E_UNAVAILABLE;
+    case UF_ERR_FORMAT_NOT_ACCEPTED: /* the loader allow-list (docs/images.md); the message lists it */
+        return UFD_E_MEDIA_TYPE;
     default: /* undecodable, truncated, empty: the client's bytes */
         return UFD_E_BAD_IMAGE;
     }

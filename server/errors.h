@@ -36,8 +36,10 @@ typedef enum ufd_err {
 int ufd_err_status(ufd_err e);
 const char *ufd_err_code(ufd_err e);
 
-/* The answer for a libuflow failure while decoding a request's image: over --max-pixels ->
- * 413 image_too_large, out of memory -> 503, anything else the client sent -> 400. */
+/* The one place where a libuflow status from decoding a request's image becomes an answer:
+ * over --max-pixels -> 413 image_too_large, a format outside the loader allow-list
+ * (UF_ERR_FORMAT_NOT_ACCEPTED) -> 415 unsupported_media_type, out of memory -> 503,
+ * anything else the client sent -> 400. */
 ufd_err ufd_err_of_image_status(uf_status st);
 
 #endif

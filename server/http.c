@@ -82,6 +82,8 @@ static enum MHD_Result reply(ufd_req *r)
         snprintf(s, sizeof s, "%d", r->retry_after);
         add_header(resp, "Retry-After", s);
     }
+    for (const char *const *h = r->headers; h && h[0] && h[1]; h += 2)
+        add_header(resp, h[0], h[1]);
     if (r->err == UFD_E_METHOD)
         add_header(resp, "Allow", ufd_endpoint_allow(r->route.ep));
     if (r->err == UFD_E_UNAUTHORIZED)
@@ -116,6 +118,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->h.content_type = header(c, "Content-Type");
         r->h.content_length = header(c, "Content-Length");
         r->h.request_id = header(c, "X-Request-Id");
+        r->h.accept = header(c, "Accept");
         r->h.inference_header_length = header(c, "Inference-Header-Content-Length");
         return ufd_dispatch_head(r, method) ? reply(r) : MHD_YES;
     }

@@ -25,7 +25,7 @@ typedef struct ufd_req ufd_req;
 /* The request headers uflowd reads (NULL when absent; owned by the transport, valid until
  * the request completes). */
 typedef struct ufd_req_headers {
-    const char *authorization, *x_api_key, *content_type, *content_length, *request_id;
+    const char *authorization, *x_api_key, *content_type, *content_length, *request_id, *accept;
     const char *inference_header_length; /* KServe binary extension */
 } ufd_req_headers;
 
@@ -77,6 +77,7 @@ struct ufd_req {
     void (*resp_free)(void *);
     const char *resp_type;
     size_t inference_header_len;   /* > 0: KServe binary answer, JSON header of this length */
+    const char *const *headers;    /* extra response headers: name, value, ..., NULL (static) */
     ufd_err err;                   /* for metrics and the log line */
     int retry_after;               /* seconds, 0 = no header */
     double queue_ms, infer_ms;     /* -1 when not applicable */

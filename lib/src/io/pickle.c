@@ -1,0 +1,847 @@
+/* pickle.c — the opcode interpreter of the pickle reader (pickle.h): a stack machine over
+ * uf_pk nodes. Every operand length is checked against the bytes left before it is read;
+ * stack, MARK, memo and node counts are bounded by uf_pk_limits. Calls go through the rules of
+ * pickle_policy.c. */
+#include "core/internal.h"
+#include "io/pickle_impl.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1', OP_DUP = '2', OP_FLOAT = 'F',
+    OP_INT = 'I', OP_BININT = 'J', OP_BININT1 = 'K', OP_LONG = 'L', OP_BININT2 = 'M',
+    OP_NONE = 'N', OP_PERSID = 'P', OP_BINPERSID = 'Q', OP_REDUCE = 'R', OP_STRING = 'S',
+    OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U', OP_UNICODE = 'V', OP_BINUNICODE = 'X',
+    OP_APPEND = 'a', OP_BUILD = 'b', OP_GLOBAL = 'c', OP_DICT = 'd', OP_EMPTY_DICT = '}',
+    OP_APPENDS = 'e', OP_GET = 'g', OP_BINGET = 'h', OP_INST = 'i', OP_LONG_BINGET = 'j',
+    OP_LIST = 'l', OP_EMPTY_LIST = ']', OP_OBJ = 'o', OP_PUT = 'p', OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u', OP_BINFLOAT = 'G', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
+    OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_EXT1 = 0x82, OP_EXT2 = 0x83, OP_EXT4 = 0x84,
+    OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86, OP_TUPLE3 = 0x87, OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a, OP_LONG4 = 0x8b, OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e, OP_EMPTY_SET = 0x8f, OP_ADDITEMS = 0x90, OP_FROZENSET = 0x91,
+    OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93, OP_MEMOIZE = 0x94, OP_FRAME = 0x95,
+    OP_BYTEARRAY8 = 0x96, OP_NEXT_BUFFER = 0x97, OP_READONLY_BUFFER = 0x98,
+};
+
+#define MAX_LINE 65536
+
+typedef struct {
+    uf_pk_doc *d;
+    const uint8_t *b;
+    size_t len, pos, base, op_pos;
+    int op;
+    uf_pk **stack;
+    size_t sp, scap;
+    size_t *marks;
+    size_t nm, mcap;
+    uf_pk **memo;
+    size_t memo_cap, memo_count;
+    uf_error *err;
+} P;
+
+static const char *op_name(int op)
+{
+    switch (op) {
+    case OP_MARK: return "MARK";
+    case OP_STOP: return "STOP";
+    case OP_POP: return "POP";
+    case OP_POP_MARK: return "POP_MARK";
+    case OP_DUP: return "DUP";
+    case OP_FLOAT: return "FLOAT";
+    case OP_INT: return "INT";
+    case OP_BININT: return "BININT";
+    case OP_BININT1: return "BININT1";
+    case OP_LONG: return "LONG";
+    case OP_BININT2: return "BININT2";
+    case OP_NONE: return "NONE";
+    case OP_PERSID: return "PERSID";
+    case OP_BINPERSID: return "BINPERSID";
+    case OP_REDUCE: return "REDUCE";
+    case OP_STRING: return "STRING";
+    case OP_BINSTRING: return "BINSTRING";
+    case OP_SHORT_BINSTRING: return "SHORT_BINSTRING";
+    case OP_UNICODE: return "UNICODE";
+    case OP_BINUNICODE: return "BINUNICODE";
+    case OP_APPEND: return "APPEND";
+    case OP_BUILD: return "BUILD";
+    case OP_GLOBAL: return "GLOBAL";
+    case OP_DICT: return "DICT";
+    case OP_EMPTY_DICT: return "EMPTY_DICT";
+    case OP_APPENDS: return "APPENDS";
+    case OP_GET: return "GET";
+    case OP_BINGET: return "BINGET";
+    case OP_INST: return "INST";
+    case OP_LONG_BINGET: return "LONG_BINGET";
+    case OP_LIST: return "LIST";
+    case OP_EMPTY_LIST: return "EMPTY_LIST";
+    case OP_OBJ: return "OBJ";
+    case OP_PUT: return "PUT";
+    case OP_BINPUT: return "BINPUT";
+    case OP_LONG_BINPUT: return "LONG_BINPUT";
+    case OP_SETITEM: return "SETITEM";
+    case OP_TUPLE: return "TUPLE";
+    case OP_EMPTY_TUPLE: return "EMPTY_TUPLE";
+    case OP_SETITEMS: return "SETITEMS";
+    case OP_BINFLOAT: return "BINFLOAT";
+    case OP_BINBYTES: return "BINBYTES";
+    case OP_SHORT_BINBYTES: return "SHORT_BINBYTES";
+    case OP_PROTO: return "PROTO";
+    case OP_NEWOBJ: return "NEWOBJ";
+    case OP_EXT1: return "EXT1";
+    case OP_EXT2: return "EXT2";
+    case OP_EXT4: return "EXT4";
+    case OP_TUPLE1: return "TUPLE1";
+    case OP_TUPLE2: return "TUPLE2";
+    case OP_TUPLE3: return "TUPLE3";
+    case OP_NEWTRUE: return "NEWTRUE";
+    case OP_NEWFALSE: return "NEWFALSE";
+    case OP_LONG1: return "LONG1";
+    case OP_LONG4: return "LONG4";
+    case OP_SHORT_BINUNICODE: return "SHORT_BINUNICODE";
+    case OP_BINUNICODE8: return "BINUNICODE8";
+    case OP_BINBYTES8: return "BINBYTES8";
+    case OP_EMPTY_SET: return "EMPTY_SET";
+    case OP_ADDITEMS: return "ADDITEMS";
+    case OP_FROZENSET: return "FROZENSET";
+    case OP_NEWOBJ_EX: return "NEWOBJ_EX";
+    case OP_STACK_GLOBAL: return "STACK_GLOBAL";
+    case OP_MEMOIZE: return "MEMOIZE";
+    case OP_FRAME: return "FRAME";
+    case OP_BYTEARRAY8: return "BYTEARRAY8";
+    case OP_NEXT_BUFFER: return "NEXT_BUFFER";
+    case OP_READONLY_BUFFER: return "READONLY_BUFFER";
+    }
+    return NULL;
+}
+
+static uf_status fail(P *p, uf_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static uf_status fail(P *p, uf_status st, const char *fmt, ...)
+{
+    char msg[UF_ERR_MSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *n = op_name(p->op);
+    return uf_err(p->err, st, "pickle byte %zu (%s): %s", p->base + p->op_pos, n ? n : "?", msg);
+}
+
+/* A message from the policy layer gets the position in front. */
+static uf_status located(P *p, uf_status s)
+{
+    if (s) {
+        const char *n = op_name(p->op);
+        uf_err_prefix(p->err, "pickle byte %zu (%s)", p->base + p->op_pos, n ? n : "?");
+    }
+    return s;
+}
+
+static uf_status oom(P *p, int lim)
+{
+    return lim ? fail(p, UF_ERR_LIMIT, "more than %zu objects (limit)", p->d->lim.max_nodes)
+               : fail(p, UF_ERR_NOMEM, "out of memory");
+}
+
+static uf_status need(P *p, size_t n)
+{
+    if (p->len - p->pos < n)
+        return fail(p, UF_ERR_FORMAT, "truncated: needs %zu more bytes, %zu left", n,
+                    p->len - p->pos);
+    return UF_OK;
+}
+
+static uint64_t le(const uint8_t *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* The operand line up to '\n' (not included). */
+static uf_status line(P *p, const char **s, size_t *n)
+{
+    size_t avail = p->len - p->pos, lim = avail < MAX_LINE ? avail : MAX_LINE;
+    const uint8_t *nl = memchr(p->b + p->pos, '\n', lim);
+    if (!nl)
+        return fail(p, UF_ERR_FORMAT, avail < MAX_LINE ? "truncated: operand line has no end"
+                                                       : "operand line longer than %d bytes",
+                    MAX_LINE);
+    *s = (const char *)p->b + p->pos;
+    *n = (size_t)(nl - (p->b + p->pos));
+    p->pos += *n + 1;
+    return UF_OK;
+}
+
+static uf_status push(P *p, uf_pk *v)
+{
+    if (p->sp == p->scap) {
+        if (p->scap >= p->d->lim.max_stack)
+            return fail(p, UF_ERR_LIMIT, "stack deeper than %zu entries (limit)", p->d->lim.max_stack);
+        size_t cap = p->scap ? 2 * p->scap : 64;
+        if (cap > p->d->lim.max_stack)
+            cap = p->d->lim.max_stack;
+        uf_pk **s = realloc(p->stack, cap * sizeof *s);
+        if (!s)
+            return oom(p, 0);
+        p->stack = s;
+        p->scap = cap;
+    }
+    p->stack[p->sp++] = v;
+    return UF_OK;
+}
+
+/* Entries above the innermost MARK: what the current frame can pop. */
+static size_t avail(const P *p) { return p->sp - (p->nm ? p->marks[p->nm - 1] : 0); }
+
+static uf_status pop(P *p, uf_pk **v)
+{
+    if (!avail(p))
+        return fail(p, UF_ERR_FORMAT, "stack underflow");
+    *v = p->stack[--p->sp];
+    return UF_OK;
+}
+
+static uf_status top(P *p, uf_pk **v)
+{
+    if (!avail(p))
+        return fail(p, UF_ERR_FORMAT, "stack underflow");
+    *v = p->stack[p->sp - 1];
+    return UF_OK;
+}
+
+/* The entries above the innermost MARK, then the MARK is removed. */
+static uf_status pop_mark(P *p, uf_pk ***items, size_t *n)
+{
+    if (!p->nm)
+        return fail(p, UF_ERR_FORMAT, "no MARK to pop to");
+    size_t m = p->marks[--p->nm];
+    *items = p->stack + m;
+    *n = p->sp - m;
+    p->sp = m;
+    return UF_OK;
+}
+
+static uf_status new_node(P *p, uf_pk_kind k, uf_pk **out)
+{
+    int lim;
+    if (!(*out = pk_node(p->d, k, &lim)))
+        return oom(p, lim);
+    return UF_OK;
+}
+
+static uf_status push_new(P *p, uf_pk_kind k, uf_pk **out)
+{
+    uf_status s = new_node(p, k, out);
+    return s ? s : push(p, *out);
+}
+
+static uf_status push_int(P *p, int64_t v)
+{
+    uf_pk *n = NULL;
+    uf_status s = push_new(p, UF_PK_INT, &n);
+    if (!s)
+        n->u.i = v;
+    return s;
+}
+
+static uf_status push_blob(P *p, uf_pk_kind k, const void *src, size_t n)
+{
+    uf_pk *v = NULL;
+    uf_status s = new_node(p, k, &v);
+    if (s)
+        return s;
+    char *c = pk_bytes(p->d, src, n);
+    if (!c)
+        return oom(p, 0);
+    v->u.s.p = c;
+    v->u.s.n = n;
+    return push(p, v);
+}
+
+/* A length-prefixed string or bytes operand of nb length bytes. */
+static uf_status blob(P *p, int nb, uf_pk_kind k)
+{
+    uf_status s = need(p, (size_t)nb);
+    if (s)
+        return s;
+    uint64_t n = le(p->b + p->pos, nb);
+    p->pos += (size_t)nb;
+    if (n > p->len - p->pos)
+        return fail(p, UF_ERR_FORMAT, "truncated: a %llu-byte string, %zu bytes left",
+                    (unsigned long long)n, p->len - p->pos);
+    s = push_blob(p, k, p->b + p->pos, (size_t)n);
+    p->pos += (size_t)n;
+    return s;
+}
+
+/* LONG1 / LONG4: little-endian two's complement. */
+static uf_status long_bytes(P *p, int nb)
+{
+    uf_status s = need(p, (size_t)nb);
+    if (s)
+        return s;
+    uint64_t n = le(p->b + p->pos, nb);
+    p->pos += (size_t)nb;
+    if (nb == 4 && (n & 0x80000000u))
+        return fail(p, UF_ERR_FORMAT, "negative LONG4 length");
+    if (n > p->len - p->pos)
+        return fail(p, UF_ERR_FORMAT, "truncated: a %llu-byte integer, %zu bytes left",
+                    (unsigned long long)n, p->len - p->pos);
+    const uint8_t *b = p->b + p->pos;
+    p->pos += (size_t)n;
+    if (n > 8)
+        return push_blob(p, UF_PK_BIGINT, b, (size_t)n);
+    uint64_t v = le(b, (int)n);
+    if (n && n < 8 && (b[n - 1] & 0x80))
+        v |= ~(uint64_t)0 << (8 * n);
+    return push_int(p, (int64_t)v);
+}
+
+static int parse_decimal(const char *s, size_t n, int64_t *out)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    if (buf[n - 1] == 'L') /* Python 2 longs */
+        buf[n - 1] = 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Python 2 STRING operand: a quoted repr with backslash escapes. */
+static uf_status text_string(P *p, const char *s, size_t n)
+{
+    if (n < 2 || (s[0] != '\'' && s[0] != '"') || s[n - 1] != s[0])
+        return fail(p, UF_ERR_FORMAT, "STRING operand is not quoted");
+    char *o = malloc(n);
+    if (!o)
+        return oom(p, 0);
+    size_t k = 0;
+    for (size_t i = 1; i + 1 < n; i++) {
+        char c = s[i];
+        if (c != '\\' || i + 2 >= n) {
+            o[k++] = c;
+            continue;
+        }
+        c = s[++i];
+        switch (c) {
+        case 'n': o[k++] = '\n'; break;
+        case 't': o[k++] = '\t'; break;
+        case 'r': o[k++] = '\r'; break;
+        case '0': o[k++] = 0; break;
+        case 'x':
+            if (i + 2 < n - 1) {
+                char hx[3] = {s[i + 1], s[i + 2], 0};
+                o[k++] = (char)strtol(hx, NULL, 16);
+                i += 2;
+            }
+            break;
+        default: o[k++] = c;
+        }
+    }
+    uf_status st = push_blob(p, UF_PK_STR, o, k);
+    free(o);
+    return st;
+}
+
+static size_t utf8_put(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | ((cp >> 18) & 7));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* UNICODE operand: raw-unicode-escape (latin-1 bytes, \uXXXX and \UXXXXXXXX) to UTF-8. */
+static uf_status text_unicode(P *p, const char *s, size_t n)
+{
+    char *o = malloc(4 * n + 1);
+    if (!o)
+        return oom(p, 0);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int w = 0;
+        if (s[i] == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U'))
+            w = s[i + 1] == 'u' ? 4 : 8;
+        if (w && i + 1 + (size_t)w < n + 0) {
+            char hx[9] = {0};
+            memcpy(hx, s + i + 2, (size_t)w);
+            char *end;
+            unsigned long cp = strtoul(hx, &end, 16);
+            if (*end == 0 && cp <= 0x10FFFF) {
+                k += utf8_put(o + k, (uint32_t)cp);
+                i += 1 + (size_t)w;
+                continue;
+            }
+        }
+        k += utf8_put(o + k, (unsigned char)s[i]);
+    }
+    uf_status st = push_blob(p, UF_PK_STR, o, k);
+    free(o);
+    return st;
+}
+
+static uf_status memo_put(P *p, uint64_t idx)
+{
+    uf_pk *v = NULL;
+    uf_status s = top(p, &v);
+    if (s)
+        return s;
+    if (idx >= p->d->lim.max_memo)
+        return fail(p, UF_ERR_LIMIT, "memo index %llu beyond the limit %zu", (unsigned long long)idx,
+                    p->d->lim.max_memo);
+    if (idx >= p->memo_cap) {
+        size_t cap = p->memo_cap ? p->memo_cap : 64;
+        while (cap <= idx)
+            cap *= 2;
+        if (cap > p->d->lim.max_memo)
+            cap = p->d->lim.max_memo;
+        uf_pk **m = realloc(p->memo, cap * sizeof *m);
+        if (!m)
+            return oom(p, 0);
+        memset(m + p->memo_cap, 0, (cap - p->memo_cap) * sizeof *m);
+        p->memo = m;
+        p->memo_cap = cap;
+    }
+    if (!p->memo[idx])
+        p->memo_count++;
+    p->memo[idx] = v;
+    return UF_OK;
+}
+
+static uf_status memo_get(P *p, uint64_t idx)
+{
+    if (idx >= p->memo_cap || !p->memo[idx])
+        return fail(p, UF_ERR_FORMAT, "memo index %llu was never stored", (unsigned long long)idx);
+    return push(p, p->memo[idx]);
+}
+
+static uf_status seq_from_mark(P *p, uf_pk_kind k)
+{
+    uf_pk **items = NULL, *c = NULL;
+    size_t n = 0;
+    uf_status s = pop_mark(p, &items, &n);
+    if (s || (s = new_node(p, k, &c)))
+        return s;
+    if (k == UF_PK_DICT && n % 2)
+        return fail(p, UF_ERR_FORMAT, "odd number of entries for a dict");
+    for (size_t i = 0; i < n; i++)
+        if (pk_seq_push(c, items[i]))
+            return oom(p, 0);
+    return push(p, c);
+}
+
+static uf_status tuple_n(P *p, size_t n)
+{
+    if (avail(p) < n)
+        return fail(p, UF_ERR_FORMAT, "stack underflow");
+    uf_pk *t = NULL;
+    uf_status s = new_node(p, UF_PK_TUPLE, &t);
+    if (s)
+        return s;
+    for (size_t i = 0; i < n; i++)
+        if (pk_seq_push(t, p->stack[p->sp - n + i]))
+            return oom(p, 0);
+    p->sp -= n;
+    return push(p, t);
+}
+
+/* The dict (or list) that SETITEM(S) (APPEND(S)) on target fill: its own, or an object's items. */
+static uf_status fill_target(P *p, uf_pk *target, uf_pk_kind want, uf_pk **out)
+{
+    if (target->kind == want || (want == UF_PK_LIST && target->kind == UF_PK_SET)) {
+        *out = target;
+        return UF_OK;
+    }
+    if (target->kind == UF_PK_OBJECT) {
+        if (!target->u.obj.items) {
+            uf_status s = new_node(p, want, &target->u.obj.items);
+            if (s)
+                return s;
+        }
+        if (target->u.obj.items->kind == want) {
+            *out = target->u.obj.items;
+            return UF_OK;
+        }
+    }
+    return fail(p, UF_ERR_FORMAT, "cannot add items to a %s", uf_pk_kind_name(target->kind));
+}
+
+static uf_status add_items(P *p, uf_pk *target, uf_pk **items, size_t n, uf_pk_kind want)
+{
+    uf_pk *c = NULL;
+    uf_status s = fill_target(p, target, want, &c);
+    if (s)
+        return s;
+    if (want == UF_PK_DICT && n % 2)
+        return fail(p, UF_ERR_FORMAT, "odd number of entries for SETITEMS");
+    for (size_t i = 0; i < n; i++)
+        if (pk_seq_push(c, items[i]))
+            return oom(p, 0);
+    return UF_OK;
+}
+
+static uf_status build(P *p)
+{
+    uf_pk *state = NULL, *target = NULL;
+    uf_status s;
+    if ((s = pop(p, &state)) || (s = top(p, &target)))
+        return s;
+    if (target->kind == UF_PK_OBJECT)
+        target->u.obj.state = state;
+    else if (target->kind == UF_PK_CALL)
+        target->u.call.state = state;
+    else if (target->kind != UF_PK_DICT) /* an OrderedDict's own attributes: nothing we read */
+        return fail(p, UF_ERR_FORMAT, "BUILD on a %s", uf_pk_kind_name(target->kind));
+    return UF_OK;
+}
+
+static uf_status global_op(P *p, int stack_form)
+{
+    const char *m = NULL, *n = NULL;
+    size_t ml = 0, nl = 0;
+    uf_pk *g = NULL;
+    uf_status s;
+    if (stack_form) {
+        uf_pk *nm = NULL, *mm = NULL;
+        if ((s = pop(p, &nm)) || (s = pop(p, &mm)))
+            return s;
+        if (mm->kind != UF_PK_STR || nm->kind != UF_PK_STR)
+            return fail(p, UF_ERR_FORMAT, "STACK_GLOBAL needs two strings");
+        m = mm->u.s.p, ml = mm->u.s.n, n = nm->u.s.p, nl = nm->u.s.n;
+    } else if ((s = line(p, &m, &ml)) || (s = line(p, &n, &nl)))
+        return s;
+    if ((s = located(p, pk_global(p->d, m, ml, n, nl, &g, p->err))))
+        return s;
+    return push(p, g);
+}
+
+static uf_status call_op(P *p, uf_pk *fn, uf_pk *args)
+{
+    uf_pk *r = NULL;
+    uf_status s = located(p, pk_call(p->d, fn, args, &r, p->err));
+    return s ? s : push(p, r);
+}
+
+static uf_status step(P *p, int *done);
+
+uf_status uf_pk_parse(uf_pk_doc *d, const void *buf, size_t len, size_t base_offset, uf_pk **root,
+                      size_t *used, uf_error *err)
+{
+    *root = NULL;
+    if (used)
+        *used = 0;
+    P p = {.d = d, .b = buf, .len = buf ? len : 0, .base = base_offset, .err = err, .op = -1};
+    uf_status s = UF_OK;
+    int done = 0;
+    while (!s && !done) {
+        p.op_pos = p.pos;
+        if (p.pos >= p.len) {
+            s = uf_err(err, UF_ERR_FORMAT, "pickle byte %zu: truncated: no STOP opcode",
+                       p.base + p.pos);
+            break;
+        }
+        p.op = p.b[p.pos++];
+        s = step(&p, &done);
+    }
+    if (!s) {
+        *root = p.stack[p.sp - 1];
+        if (used)
+            *used = p.pos;
+    }
+    free(p.stack);
+    free(p.marks);
+    free(p.memo);
+    return s;
+}
+
+static uf_status step(P *p, int *done)
+{
+    uf_pk *a = NULL, *b = NULL, *c = NULL, **items = NULL;
+    size_t n = 0;
+    const char *s = NULL;
+    uf_status st;
+    int op = p->op;
+    switch (op) {
+    case OP_PROTO:
+        if ((st = need(p, 1)))
+            return st;
+        if (p->b[p->pos] > 5)
+            return fail(p, UF_ERR_UNSUPPORTED, "pickle protocol %d (at most 5 is known)", p->b[p->pos]);
+        p->pos++;
+        return UF_OK;
+    case OP_FRAME: /* a read-ahead hint: the opcodes inside are read as usual */
+        if ((st = need(p, 8)))
+            return st;
+        if (le(p->b + p->pos, 8) > p->len - p->pos - 8)
+            return fail(p, UF_ERR_FORMAT, "frame longer than the bytes left");
+        p->pos += 8;
+        return UF_OK;
+    case OP_STOP:
+        if ((st = pop(p, &a)))
+            return st;
+        p->stack[p->sp++] = a; /* leave it for uf_pk_parse */
+        *done = 1;
+        return UF_OK;
+    case OP_MARK:
+        if (p->nm == p->mcap) {
+            if (p->mcap >= p->d->lim.max_marks)
+                return fail(p, UF_ERR_LIMIT, "more than %zu nested MARKs (limit)", p->d->lim.max_marks);
+            size_t cap = p->mcap ? 2 * p->mcap : 16;
+            size_t *m = realloc(p->marks, cap * sizeof *m);
+            if (!m)
+                return oom(p, 0);
+            p->marks = m;
+            p->mcap = cap;
+        }
+        p->marks[p->nm++] = p->sp;
+        return UF_OK;
+    case OP_POP:
+        if (avail(p))
+            return pop(p, &a);
+        return pop_mark(p, &items, &n);
+    case OP_POP_MARK: return pop_mark(p, &items, &n);
+    case OP_DUP: return (st = top(p, &a)) ? st : push(p, a);
+    case OP_NONE: return push_new(p, UF_PK_NONE, &a);
+    case OP_NEWTRUE:
+    case OP_NEWFALSE:
+        if ((st = push_new(p, UF_PK_BOOL, &a)))
+            return st;
+        a->u.i = op == OP_NEWTRUE;
+        return UF_OK;
+    case OP_BININT:
+        if ((st = need(p, 4)))
+            return st;
+        p->pos += 4;
+        return push_int(p, (int32_t)(uint32_t)le(p->b + p->pos - 4, 4));
+    case OP_BININT1:
+        if ((st = need(p, 1)))
+            return st;
+        return push_int(p, p->b[p->pos++]);
+    case OP_BININT2:
+        if ((st = need(p, 2)))
+            return st;
+        p->pos += 2;
+        return push_int(p, (int64_t)le(p->b + p->pos - 2, 2));
+    case OP_LONG1: return long_bytes(p, 1);
+    case OP_LONG4: return long_bytes(p, 4);
+    case OP_INT:
+    case OP_LONG: {
+        int64_t v;
+        if ((st = line(p, &s, &n)))
+            return st;
+        if (op == OP_INT && n == 2 && (s[0] == '0') && (s[1] == '0' || s[1] == '1')) {
+            if ((st = push_new(p, UF_PK_BOOL, &a)))
+                return st;
+            a->u.i = s[1] == '1';
+            return UF_OK;
+        }
+        if (parse_decimal(s, n, &v))
+            return fail(p, UF_ERR_FORMAT, "integer operand is not a 64-bit decimal");
+        return push_int(p, v);
+    }
+    case OP_FLOAT: {
+        char buf[128];
+        if ((st = line(p, &s, &n)))
+            return st;
+        if (n == 0 || n >= sizeof buf)
+            return fail(p, UF_ERR_FORMAT, "float operand of %zu bytes", n);
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        char *end;
+        double v = strtod(buf, &end);
+        if (*end)
+            return fail(p, UF_ERR_FORMAT, "float operand is not a number");
+        if ((st = push_new(p, UF_PK_FLOAT, &a)))
+            return st;
+        a->u.f = v;
+        return UF_OK;
+    }
+    case OP_BINFLOAT: {
+        if ((st = need(p, 8)))
+            return st;
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; i++) /* big-endian */
+            bits = (bits << 8) | p->b[p->pos + (size_t)i];
+        p->pos += 8;
+        if ((st = push_new(p, UF_PK_FLOAT, &a)))
+            return st;
+        memcpy(&a->u.f, &bits, 8);
+        return UF_OK;
+    }
+    case OP_SHORT_BINUNICODE: return blob(p, 1, UF_PK_STR);
+    case OP_BINUNICODE: return blob(p, 4, UF_PK_STR);
+    case OP_BINUNICODE8: return blob(p, 8, UF_PK_STR);
+    /* Python 2 str: torch.load decodes them as UTF-8 text */
+    case OP_SHORT_BINSTRING: return blob(p, 1, UF_PK_STR);
+    case OP_BINSTRING:
+        if ((st = need(p, 4)))
+            return st;
+        if (p->b[p->pos + 3] & 0x80)
+            return fail(p, UF_ERR_FORMAT, "negative BINSTRING length");
+        return blob(p, 4, UF_PK_STR);
+    case OP_SHORT_BINBYTES: return blob(p, 1, UF_PK_BYTES);
+    case OP_BINBYTES: return blob(p, 4, UF_PK_BYTES);
+    case OP_BINBYTES8: return blob(p, 8, UF_PK_BYTES);
+    case OP_BYTEARRAY8: return blob(p, 8, UF_PK_BYTES);
+    case OP_STRING: return (st = line(p, &s, &n)) ? st : text_string(p, s, n);
+    case OP_UNICODE: return (st = line(p, &s, &n)) ? st : text_unicode(p, s, n);
+    case OP_EMPTY_TUPLE: return push_new(p, UF_PK_TUPLE, &a);
+    case OP_EMPTY_LIST: return push_new(p, UF_PK_LIST, &a);
+    case OP_EMPTY_DICT: return push_new(p, UF_PK_DICT, &a);
+    case OP_EMPTY_SET: return push_new(p, UF_PK_SET, &a);
+    case OP_TUPLE: return seq_from_mark(p, UF_PK_TUPLE);
+    case OP_LIST: return seq_from_mark(p, UF_PK_LIST);
+    case OP_DICT: return seq_from_mark(p, UF_PK_DICT);
+    case OP_FROZENSET: return seq_from_mark(p, UF_PK_FROZENSET);
+    case OP_TUPLE1: return tuple_n(p, 1);
+    case OP_TUPLE2: return tuple_n(p, 2);
+    case OP_TUPLE3: return tuple_n(p, 3);
+    case OP_APPEND:
+        if ((st = pop(p, &a)) || (st = top(p, &b)))
+            return st;
+        return add_items(p, b, &a, 1, UF_PK_LIST);
+    case OP_APPENDS:
+    case OP_SETITEMS:
+    case OP_ADDITEMS:
+        if ((st = pop_mark(p, &items, &n)) || (st = top(p, &b)))
+            return st;
+        if (op == OP_ADDITEMS && b->kind != UF_PK_SET)
+            return fail(p, UF_ERR_FORMAT, "ADDITEMS on a %s", uf_pk_kind_name(b->kind));
+        return add_items(p, b, items, n, op == OP_SETITEMS ? UF_PK_DICT : UF_PK_LIST);
+    case OP_SETITEM: {
+        uf_pk *kv[2] = {NULL, NULL};
+        if ((st = pop(p, &kv[1])) || (st = pop(p, &kv[0])) || (st = top(p, &b)))
+            return st;
+        return add_items(p, b, kv, 2, UF_PK_DICT);
+    }
+    case OP_PUT: {
+        int64_t v;
+        if ((st = line(p, &s, &n)))
+            return st;
+        if (parse_decimal(s, n, &v) || v < 0)
+            return fail(p, UF_ERR_FORMAT, "PUT operand is not a memo index");
+        return memo_put(p, (uint64_t)v);
+    }
+    case OP_BINPUT:
+        if ((st = need(p, 1)))
+            return st;
+        return memo_put(p, p->b[p->pos++]);
+    case OP_LONG_BINPUT:
+        if ((st = need(p, 4)))
+            return st;
+        p->pos += 4;
+        return memo_put(p, le(p->b + p->pos - 4, 4));
+    case OP_MEMOIZE: return memo_put(p, p->memo_count);
+    case OP_GET: {
+        int64_t v;
+        if ((st = line(p, &s, &n)))
+            return st;
+        if (parse_decimal(s, n, &v) || v < 0)
+            return fail(p, UF_ERR_FORMAT, "GET operand is not a memo index");
+        return memo_get(p, (uint64_t)v);
+    }
+    case OP_BINGET:
+        if ((st = need(p, 1)))
+            return st;
+        return memo_get(p, p->b[p->pos++]);
+    case OP_LONG_BINGET:
+        if ((st = need(p, 4)))
+            return st;
+        p->pos += 4;
+        return memo_get(p, le(p->b + p->pos - 4, 4));
+    case OP_GLOBAL: return global_op(p, 0);
+    case OP_STACK_GLOBAL: return global_op(p, 1);
+    case OP_REDUCE:
+        if ((st = pop(p, &b)) || (st = pop(p, &a)))
+            return st;
+        return call_op(p, a, b);
+    case OP_INST: { /* Python 0/1: class from the operand lines, arguments from the MARK */
+        uf_pk *g = NULL;
+        const char *m = NULL, *nm = NULL;
+        size_t ml = 0, nl = 0;
+        if ((st = line(p, &m, &ml)) || (st = line(p, &nm, &nl)))
+            return st;
+        if ((st = located(p, pk_global(p->d, m, ml, nm, nl, &g, p->err))) ||
+            (st = seq_from_mark(p, UF_PK_TUPLE)) || (st = pop(p, &b)))
+            return st;
+        return call_op(p, g, b);
+    }
+    case OP_OBJ: /* MARK class args... OBJ */
+        if ((st = seq_from_mark(p, UF_PK_TUPLE)) || (st = pop(p, &b)))
+            return st;
+        if (b->u.seq.n == 0)
+            return fail(p, UF_ERR_FORMAT, "OBJ without a class");
+        if ((st = new_node(p, UF_PK_TUPLE, &c)))
+            return st;
+        for (size_t i = 1; i < b->u.seq.n; i++)
+            if (pk_seq_push(c, b->u.seq.v[i]))
+                return oom(p, 0);
+        return call_op(p, b->u.seq.v[0], c);
+    case OP_NEWOBJ:
+    case OP_NEWOBJ_EX: {
+        uf_pk *kw = NULL, *r = NULL;
+        if (op == OP_NEWOBJ_EX && (st = pop(p, &kw)))
+            return st;
+        if ((st = pop(p, &b)) || (st = pop(p, &a)))
+            return st;
+        if ((st = located(p, pk_newobj(p->d, a, b, kw, &r, p->err))))
+            return st;
+        return push(p, r);
+    }
+    case OP_BUILD: return build(p);
+    case OP_PERSID:
+    case OP_BINPERSID:
+        if (!p->d->o.allow_persid)
+            return fail(p, UF_ERR_FORMAT, "a persistent id, but nothing to resolve it against");
+        if (op == OP_PERSID) {
+            if ((st = line(p, &s, &n)) || (st = push_blob(p, UF_PK_STR, s, n)))
+                return st;
+        }
+        if ((st = pop(p, &a)) || (st = new_node(p, UF_PK_PERSID, &b)))
+            return st;
+        b->u.persid.pid = a;
+        if (p->d->o.on_persid && (st = located(p, p->d->o.on_persid(p->d->o.ud, b, p->err))))
+            return st;
+        return push(p, b);
+    case OP_EXT1:
+    case OP_EXT2:
+    case OP_EXT4:
+        return fail(p, UF_ERR_UNSUPPORTED, "extension registry codes are not supported");
+    case OP_NEXT_BUFFER:
+    case OP_READONLY_BUFFER:
+        return fail(p, UF_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
+    }
+    return fail(p, UF_ERR_FORMAT, "unknown opcode 0x%02x", op);
+}

@@ -20,12 +20,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build and the unit tests read (.dockerignore trims the rest).
-COPY meson.build ./
+COPY meson.build meson_options.txt ./
 COPY api/ api/
 COPY lib/ lib/
 COPY cli/ cli/
 COPY server/ server/
 COPY tests/ tests/
+COPY tools/check_layout.py tools/
 COPY bench/meson.build bench/*.c bench/
 # No -march=native: the hot kernels pick AVX-512/AVX2/SSE at run time (target_clones), so the
 # image runs on any x86-64 node.

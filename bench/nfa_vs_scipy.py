@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""uflow's NFA (lib/src/nfa.c) vs anomalib-equivalent Python, on the golden latents, one run.
+"""uflow's NFA (lib/src/models/nfa.c) vs anomalib-equivalent Python, on the golden latents, one run.
 
     /usr/bin/python3 bench/nfa_vs_scipy.py [--fixture tests/golden/expected_random.safetensors]
         [--prefix ""] [--rounds 5] [--iters 20] [--c-iters 500] [--lib build/lib/libuflow.a]
 
 Needs Debian's python3-numpy and python3-scipy (/usr/bin/python3; the first python3 on PATH
 may lack them); python3-torch is optional. Nothing is imported from anomalib: the reference
-implementations below are written from the U-Flow spec §5:
+implementations below are written from the U-Flow docs/nfa.md:
 
   scipy   numpy reflect pad + sliding windows + scipy.stats.binom.logsf, bicubic
           align_corners=True as two dense interpolation matrices (numpy only);
@@ -75,7 +75,7 @@ def bicubic_matrix(n_in, n_out):
 
 
 class ScipyNFA:
-    """numpy + scipy, written from spec §5."""
+    """numpy + scipy, written from docs/nfa.md"""
 
     def __init__(self, shapes, H, W):
         self.tau = tau_f32(THR)

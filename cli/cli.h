@@ -25,6 +25,8 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Print "uflow <cmd>: <msg>" to stderr and return CLI_FAIL. */
 int cli_fail(const char *cmd, const uf_error *err);
+/* After a failed image load: point at --allow-any-format when the format was refused. */
+void cli_image_hint(uf_error *err);
 /* Parse an image size "H" (square) or "HxW", each side in [1, 4096]; -1 when invalid. */
 int cli_parse_size(const char *s, int *h, int *w);
 /* Parse a positive int option value; prints an error and returns -1 when invalid. */

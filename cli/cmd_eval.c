@@ -22,7 +22,7 @@ static void help(FILE *f)
     fprintf(f,
             "usage: uflow eval --model M.safetensors --good DIR --anomalous DIR [--masks DIR]\n"
             "                  [--json FILE|-] [--calibrate [--out M2.safetensors]]\n"
-            "                  [--threads N] [--batch N] [--max-pixels N]\n"
+            "                  [--threads N] [--batch N] [--max-pixels N] [--allow-any-format]\n"
             "                  [--nfa-window 7] [--nfa-prob-thr 0.5] [--nfa-epsilon 0]\n\n"
             "Runs the model on every image (png, jpg, jpeg, bmp, tif, tiff, webp; sorted by name) of\n"
             "--good (normal) and --anomalous, and reports image AUROC, the F1-optimal image threshold,\n"
@@ -37,7 +37,9 @@ static void help(FILE *f)
             "--calibrate writes anomalib's post-processing statistics computed from these\n"
             "predictions (F1-optimal image/pixel thresholds, min/max of scores and of maps) into\n"
             "--out, default: the model itself (atomically); `uflow predict` then reports\n"
-            "normalized_score and label.\n");
+            "normalized_score and label.\n"
+            "--allow-any-format also decodes images (not masks) outside JPEG, PNG, WebP, TIFF and\n"
+            "GIF (BMP, PPM, ... through libvips and ImageMagick): for trusted local files only.\n");
 }
 
 typedef struct item {
@@ -135,6 +137,7 @@ typedef struct eval_opts {
     int calibrate, threads, batch;
     long long max_pixels;
     uf_nfa_opts no;
+    uf_image_opts io;
 } eval_opts;
 
 typedef struct results {
@@ -284,8 +287,10 @@ static int run_all(uf_ctx *ctx, const uf_model_info *info, const eval_opts *eo, 
         int nb = (int)CLI_MIN((size_t)B, it->n - i0);
         for (int b = 0; b < nb; b++) {
             item *m = &it->v[i0 + b];
-            if (uf_image_load_file(m->path, info, NULL, x + per * b, err) != UF_OK)
+            if (uf_image_load_file(m->path, info, &eo->io, x + per * b, err) != UF_OK) {
+                cli_image_hint(err);
                 goto done;
+            }
             if (m->mask) {
                 if (uf_mask_load_file(m->mask, H, W, gt + hw * b, err) != 0)
                     goto done;
@@ -354,6 +359,7 @@ static int parse_args(int argc, char **argv, eval_opts *eo)
                                          {"nfa-window", required_argument, 0, 'W'},
                                          {"nfa-prob-thr", required_argument, 0, 'P'},
                                          {"nfa-epsilon", required_argument, 0, 'E'},
+                                         {"allow-any-format", no_argument, 0, 'A'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -367,6 +373,7 @@ static int parse_args(int argc, char **argv, eval_opts *eo)
         case 'k': eo->masks = optarg; break;
         case 'j': eo->json = optarg; break;
         case 'c': eo->calibrate = 1; break;
+        case 'A': eo->io.any_format = 1; break;
         case 'o': eo->out = optarg; break;
         case 'T': if ((eo->threads = cli_int("eval", "--threads", optarg, 1, 256)) < 0) return -1; break;
         case 'b': if ((eo->batch = cli_int("eval", "--batch", optarg, 1, 1024)) < 0) return -1; break;
@@ -497,7 +504,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (eo.calibrate) {
-        /* anomalib's PostProcessor statistics (spec §6.2); without masks anomalib has no pixel
+        /* anomalib's PostProcessor statistics (docs/uflow-math.md "Post-processing"); without masks anomalib has no pixel
          * threshold and matches the image one. */
         r.post = (uf_postproc){.image_threshold = r.f1_image.threshold,
                                .pixel_threshold = eo.masks ? r.f1_pixel.threshold : r.f1_image.threshold,

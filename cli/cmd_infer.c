@@ -13,12 +13,14 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: uflow infer --model M.safetensors (--tensor IN.safetensors | --image A [--image B ...])\n"
-            "                   --out OUT.safetensors [--threads N]\n"
+            "                   --out OUT.safetensors [--threads N] [--allow-any-format]\n"
             "                   [--nfa [--nfa-window 7] [--nfa-prob-thr 0.5] [--nfa-epsilon 0] [--nfa-high-precision]]\n\n"
             "IN holds 'image': float32 [B,3,H,W], already normalised. OUT holds z.0..z.{K-1} (finest\n"
             "first), log_jac_det [B], anomaly_map [B,1,H,W], pred_score [B] and, with --image, 'image'\n"
             "(the normalised input computed from the files). --nfa adds minus_log10_nfa (F64\n"
-            "[B,1,H,W]) and nfa_mask (U8 [B,1,H,W], 1 = anomalous; see docs/nfa.md).\n");
+            "[B,1,H,W]) and nfa_mask (U8 [B,1,H,W], 1 = anomalous; see docs/nfa.md).\n"
+            "--allow-any-format also decodes formats outside JPEG, PNG, WebP, TIFF and GIF (BMP,\n"
+            "PPM, ... through libvips and ImageMagick): for trusted local files only.\n");
 }
 
 /* Reads IN's 'image' into a fresh buffer after checking it fits the model. */
@@ -89,10 +91,12 @@ int cmd_infer(int argc, char **argv)
         {"nfa", no_argument, 0, 'n'},         {"threads", required_argument, 0, 'T'},
         {"nfa-window", required_argument, 0, 'W'}, {"nfa-prob-thr", required_argument, 0, 'P'},
         {"nfa-epsilon", required_argument, 0, 'E'}, {"nfa-high-precision", no_argument, 0, 'H'},
+        {"allow-any-format", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *model = NULL, *tensor = NULL, *out = NULL, *images[MAX_IMAGES];
     int n_images = 0, nfa = 0, threads = 0, c;
     uf_nfa_opts no = uf_nfa_opts_default();
+    uf_image_opts io = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -115,6 +119,7 @@ int cmd_infer(int argc, char **argv)
             if ((threads = cli_int("infer", "--threads", optarg, 1, 256)) < 0)
                 return CLI_USAGE;
             break;
+        case 'A': io.any_format = 1; break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
         }
@@ -142,8 +147,10 @@ int cmd_infer(int argc, char **argv)
             goto done;
         }
         for (int i = 0; i < B; i++)
-            if (uf_image_load_file(images[i], info, NULL, x + per * i, &err) != UF_OK)
+            if (uf_image_load_file(images[i], info, &io, x + per * i, &err) != UF_OK) {
+                cli_image_hint(&err);
                 goto done;
+            }
     }
     uf_ctx_opts o = {.max_batch = B, .threads = threads > 0 ? threads : cli_default_threads()};
     uf_result r;

@@ -14,7 +14,7 @@ static void help(FILE *f)
 {
     fprintf(f, "usage: uflow predict --model M.safetensors [--heatmap-dir DIR] [--mask-dir DIR] [--nfa]\n"
                "                     [--nfa-window 7] [--nfa-prob-thr 0.5] [--nfa-epsilon 0]\n"
-               "                     [--threads N] IMAGE...\n\n"
+               "                     [--threads N] [--allow-any-format] IMAGE...\n\n"
                "Prints one JSON object per image: path, score (max of the anomaly map), and when the\n"
                "model carries post-processing statistics normalized_score and label; with\n"
                "--heatmap-dir, the paths of a turbo-colormap PNG of the anomaly map (<name>.heatmap.png)\n"
@@ -22,6 +22,8 @@ static void help(FILE *f)
                "a-contrario test: \"nfa\": {label, anomalous_fraction, min_log10_nfa}, and \"label\"\n"
                "comes from it when the model has no post-processing statistics; --mask-dir (implies\n"
                "--nfa) writes the defect mask as <name>.mask.png (white = anomalous).\n"
+               "--allow-any-format also decodes formats outside JPEG, PNG, WebP, TIFF and GIF (BMP,\n"
+               "PPM, ... through libvips and ImageMagick): for trusted local files only.\n"
                "Exit status 1 if any image failed (its line has an \"error\").\n");
 }
 
@@ -66,6 +68,7 @@ typedef struct predict_opts {
     const char *hdir, *mdir;
     int nfa;
     uf_nfa_opts no;
+    uf_image_opts io;
 } predict_opts;
 
 static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
@@ -78,7 +81,11 @@ static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
     if (!bytes)
         return -1;
     int rc = -1;
-    if (uf_image_load_buffer(bytes, len, info, NULL, x, err) != UF_OK || uf_ctx_run(ctx, x, 1, &r, err) != UF_OK)
+    if (uf_image_load_buffer(bytes, len, info, &po->io, x, err) != UF_OK) {
+        cli_image_hint(err);
+        goto done;
+    }
+    if (uf_ctx_run(ctx, x, 1, &r, err) != UF_OK)
         goto done;
     json_object_set_new(o, "score", json_real(r.pred_score[0]));
     if (r.norm_score) {
@@ -115,7 +122,7 @@ static int predict_one(uf_ctx *ctx, const uf_model_info *info, const char *path,
         if (uf_heatmap_png(r.anomaly_map, r.height, r.width, 0.f, 1.f, &png, &plen, err) != UF_OK ||
             write_png(hp, png, plen, err) != 0)
             goto done;
-        if (uf_overlay_png(bytes, len, r.anomaly_map, r.height, r.width, 0.f, 1.f, 0.5f, NULL, &png,
+        if (uf_overlay_png(bytes, len, r.anomaly_map, r.height, r.width, 0.f, 1.f, 0.5f, &po->io, &png,
                            &plen, err) != UF_OK ||
             write_png(op, png, plen, err) != 0)
             goto done;
@@ -138,6 +145,7 @@ int cmd_predict(int argc, char **argv)
                                          {"nfa-prob-thr", required_argument, 0, 'P'},
                                          {"nfa-epsilon", required_argument, 0, 'E'},
                                          {"threads", required_argument, 0, 'T'},
+                                         {"allow-any-format", no_argument, 0, 'A'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model = NULL;
@@ -150,6 +158,7 @@ int cmd_predict(int argc, char **argv)
         case 'd': po.hdir = optarg; break;
         case 'M': po.mdir = optarg; po.nfa = 1; break;
         case 'n': po.nfa = 1; break;
+        case 'A': po.io.any_format = 1; break;
         case 'W': if (cli_nfa_opt("predict", "window", optarg, &po.no)) return CLI_USAGE; break;
         case 'P': if (cli_nfa_opt("predict", "prob-thr", optarg, &po.no)) return CLI_USAGE; break;
         case 'E': if (cli_nfa_opt("predict", "epsilon", optarg, &po.no)) return CLI_USAGE; break;

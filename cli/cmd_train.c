@@ -24,7 +24,8 @@ static void help(FILE *f)
             "         [--init M.safetensors | --resume]\n"
             "         [--epochs 100] [--batch-size 32] [--lr 1e-3] [--weight-decay 1e-5]\n"
             "         [--loss paper|anomalib] [--threads N] [--checkpoint-every 10]\n"
-            "         [--cache-dir DIR] [--cache-mem MiB] [--name NAME] [--quiet]\n\n"
+            "         [--cache-dir DIR] [--cache-mem MiB] [--name NAME] [--quiet]\n"
+            "         [--allow-any-format]\n\n"
             "Trains the flow (and the ResNet feature LayerNorms) on the good images of DIR; the\n"
             "backbone is frozen and its features are computed once and cached (in RAM up to\n"
             "--cache-mem, default 2048 MiB, then in a temporary file in --cache-dir).\n"
@@ -35,7 +36,9 @@ static void help(FILE *f)
             "--loss paper (default): mean_b(0.5|z|^2 - ljd), latents ~ N(0,1) as the NFA assumes;\n"
             "--loss anomalib: anomalib's UFlowLoss (latents ~ N(0,1/B)); docs/training.md.\n"
             "Adam (L2 weight decay), LinearLR 1.0->0.4 over 25000 epochs stepped per epoch.\n"
-            "Checkpoints (--out and --out.state) every N epochs and on Ctrl-C / SIGTERM.\n");
+            "Checkpoints (--out and --out.state) every N epochs and on Ctrl-C / SIGTERM.\n"
+            "--allow-any-format also decodes formats outside JPEG, PNG, WebP, TIFF and GIF (BMP,\n"
+            "PPM, ... through libvips and ImageMagick): for trusted local files only.\n");
 }
 
 static volatile sig_atomic_t g_stop, g_quiet;
@@ -131,8 +134,8 @@ static int on_step(void *user, int epoch, int step, int steps, double loss, int 
 }
 
 /* Decode every image of a directory and hand them to the trainer in chunks. */
-static int cache_dir(uf_trainer *t, const uf_model_info *info, const char *dir, int val,
-                     progress *p)
+static int cache_dir(uf_trainer *t, const uf_model_info *info, const uf_image_opts *io,
+                     const char *dir, int val, progress *p)
 {
     char **paths;
     int n;
@@ -145,7 +148,7 @@ static int cache_dir(uf_trainer *t, const uf_model_info *info, const char *dir, 
     }
     size_t per = (size_t)3 * info->height * info->width;
     float *x = malloc(sizeof(float) * per);
-    uf_error err;
+    uf_error err = {0};
     int rc = 0;
     if (!x) {
         fprintf(stderr, "uflow train: out of memory\n");
@@ -153,9 +156,10 @@ static int cache_dir(uf_trainer *t, const uf_model_info *info, const char *dir, 
     }
     double t0 = now_s();
     for (int i = 0; i < n && !rc && !g_stop; i++) {
-        if (uf_image_load_file(paths[i], info, NULL, x, &err) != UF_OK ||
+        if (uf_image_load_file(paths[i], info, io, x, &err) != UF_OK ||
             (val ? uf_trainer_add_val_images(t, x, 1, &err) : uf_trainer_add_images(t, x, 1, &err))) {
             end_line(p);
+            cli_image_hint(&err);
             if (strstr(err.msg, paths[i])) /* image errors name the file already */
                 fprintf(stderr, "uflow train: %s\n", err.msg);
             else
@@ -279,7 +283,8 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
-    if (cache_dir(t, info, a.data, 0, &p) || (a.val && cache_dir(t, info, a.val, 1, &p))) {
+    if (cache_dir(t, info, &a.io, a.data, 0, &p) ||
+        (a.val && cache_dir(t, info, &a.io, a.val, 1, &p))) {
         rc = g_stop ? 130 : CLI_FAIL;
         goto done;
     }

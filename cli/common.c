@@ -4,12 +4,21 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, const uf_error *err)
 {
     fprintf(stderr, "uflow %s: %s\n", cmd, err->msg);
     return CLI_FAIL;
+}
+
+void cli_image_hint(uf_error *err)
+{
+    static const char hint[] = "; for trusted local files: --allow-any-format";
+    size_t n = strlen(err->msg);
+    if (err->status == UF_ERR_FORMAT_NOT_ACCEPTED && n + sizeof hint <= sizeof err->msg)
+        memcpy(err->msg + n, hint, sizeof hint);
 }
 
 int cli_int(const char *cmd, const char *opt, const char *val, int lo, int hi)

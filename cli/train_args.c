@@ -38,6 +38,7 @@ int train_parse_args(int argc, char **argv, train_args *a, void (*help)(FILE *))
         {"threads", required_argument, 0, 't'},      {"checkpoint-every", required_argument, 0, 'k'},
         {"cache-dir", required_argument, 0, 'C'},    {"cache-mem", required_argument, 0, 'M'},
         {"name", required_argument, 0, 'n'},         {"quiet", no_argument, 0, 'q'},
+        {"allow-any-format", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->backbone = "resnet18";
@@ -109,6 +110,7 @@ int train_parse_args(int argc, char **argv, train_args *a, void (*help)(FILE *))
         case 'M': if ((v = cli_int("train", "--cache-mem", optarg, 0, 1 << 24)) < 0) return CLI_USAGE; a->cache_mib = (size_t)v; break;
         case 'n': a->name = optarg; break;
         case 'q': a->quiet = 1; break;
+        case 'A': a->io.any_format = 1; break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
         }

@@ -13,6 +13,7 @@ typedef struct train_args {
     const char *data, *val, *out, *init, *backbone, *backbone_weights, *cache_dir, *name;
     int resume, h, w, flow_steps, permute_soft, epochs, batch, threads, ckpt_every, quiet;
     int first_epoch;           /* epochs already done when this run started (resume) */
+    uf_image_opts io;          /* --allow-any-format */
     double clamp, ratio, lr, wd;
     uint64_t seed;
     uf_loss_kind loss;

@@ -20,6 +20,7 @@
 #include "json_out.h"
 #include "log.h"
 #include "metrics.h"
+#include "ui.h"
 
 struct ufd_http {
     struct MHD_Daemon *d;
@@ -36,6 +37,7 @@ static void (*const handlers[UFD_EP_COUNT])(ufd_req *) = {
     [UFD_EP_V2_LIVE] = ufd_h_v2_live,     [UFD_EP_V2_READY] = ufd_h_v2_ready,
     [UFD_EP_V2_MODEL] = ufd_h_v2_model,   [UFD_EP_V2_MODEL_READY] = ufd_h_v2_model_ready,
     [UFD_EP_V2_INFER] = ufd_h_v2_infer,
+    [UFD_EP_UI] = ufd_h_ui,               [UFD_EP_UI_REDIRECT] = ufd_h_ui_redirect,
 };
 
 /* Endpoints that read the model registry (503 while loading). */
@@ -69,6 +71,8 @@ static ufd_req *req_new(ufd_server *srv, struct MHD_Connection *c, const char *u
     else
         ufd_request_id_new(r->id);
     ufd_route_match(url, &r->route);
+    if (r->route.ep == UFD_EP_ROOT && ufd_ui_wants_html(header(r, "Accept")))
+        r->route.ep = UFD_EP_UI_REDIRECT; /* a browser: the page, not the JSON */
     atomic_fetch_add(&srv->inflight, 1);
     return r;
 }
@@ -124,7 +128,7 @@ static int precheck(ufd_req *r)
     const ufd_config *cfg = srv->cfg;
     ufd_endpoint ep = r->route.ep;
     /* the key first: without one, nothing (not even which paths exist) is revealed */
-    if (srv->auth && !(cfg->public_health && ufd_endpoint_is_health(ep)) &&
+    if (srv->auth && !(cfg->public_health && ufd_endpoint_is_health(ep)) && !ufd_endpoint_is_public(ep) &&
         !ufd_auth_check(srv->auth, header(r, "Authorization"), header(r, "X-API-Key"))) {
         ufd_reply_error(r, UFD_E_UNAUTHORIZED, "a valid API key is required (Authorization: Bearer KEY or X-API-Key)");
         return 1;
@@ -257,6 +261,8 @@ static enum MHD_Result reply(ufd_req *r)
     add_header(resp, "Content-Type", r->resp_type ? r->resp_type : "application/json");
     add_header(resp, "X-Request-Id", r->id);
     add_header(resp, "Cache-Control", "no-store");
+    for (const char *const *h = r->headers; h && h[0] && h[1]; h += 2)
+        add_header(resp, h[0], h[1]);
     if (r->retry_after > 0) {
         char s[16];
         snprintf(s, sizeof s, "%d", r->retry_after);

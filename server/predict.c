@@ -22,6 +22,8 @@ int ufd_decode_image(ufd_req *r, const ufd_model *m, const void *data, size_t le
         return 0;
     if (st == UF_ERR_LIMIT)
         ufd_reply_error(r, UFD_E_IMAGE_TOO_LARGE, "%s", err.msg);
+    else if (st == UF_ERR_FORMAT_NOT_ACCEPTED) /* the message lists the accepted formats */
+        ufd_reply_error(r, UFD_E_MEDIA_TYPE, "%s", err.msg);
     else if (st == UF_ERR_NOMEM)
         ufd_reply_error(r, UFD_E_UNAVAILABLE, "out of memory decoding the image");
     else

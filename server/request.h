@@ -49,6 +49,7 @@ typedef struct ufd_req {
     size_t resp_len;
     void (*resp_free)(void *);
     const char *resp_type;
+    const char *const *headers;    /* extra response headers: name, value, ..., NULL (static) */
     ufd_err err;                   /* for metrics and the log line */
     int retry_after;               /* seconds, 0 = no header */
     double queue_ms, infer_ms;     /* -1 when not applicable */

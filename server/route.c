@@ -8,6 +8,7 @@ static const char *names[UFD_EP_COUNT] = {
     [UFD_EP_UNKNOWN] = "unknown",     [UFD_EP_ROOT] = "root",
     [UFD_EP_OPENAPI] = "openapi",     [UFD_EP_HEALTHZ] = "healthz",
     [UFD_EP_READYZ] = "readyz",       [UFD_EP_METRICS] = "metrics",
+    [UFD_EP_UI] = "ui",               [UFD_EP_UI_REDIRECT] = "ui_redirect",
     [UFD_EP_V1_MODELS] = "v1_models", [UFD_EP_V1_MODEL] = "v1_model",
     [UFD_EP_V1_PREDICT] = "v1_predict", [UFD_EP_V1_RELOAD] = "v1_reload",
     [UFD_EP_V2_SERVER] = "v2_server", [UFD_EP_V2_LIVE] = "v2_live",
@@ -29,6 +30,8 @@ int ufd_endpoint_is_health(ufd_endpoint ep)
     return ep == UFD_EP_HEALTHZ || ep == UFD_EP_READYZ || ep == UFD_EP_METRICS || ep == UFD_EP_V2_LIVE ||
            ep == UFD_EP_V2_READY;
 }
+
+int ufd_endpoint_is_public(ufd_endpoint ep) { return ep == UFD_EP_UI || ep == UFD_EP_UI_REDIRECT; }
 
 int ufd_endpoint_is_v2(ufd_endpoint ep) { return ep >= UFD_EP_V2_SERVER && ep <= UFD_EP_V2_INFER; }
 
@@ -89,6 +92,8 @@ void ufd_route_match(const char *path, ufd_route *r)
             r->ep = UFD_EP_METRICS;
         else if (is(s[0], l[0], "v2"))
             r->ep = UFD_EP_V2_SERVER;
+        else if (is(s[0], l[0], "ui"))
+            r->ep = UFD_EP_UI;
         return;
     }
     if (is(s[0], l[0], "v1") && is(s[1], l[1], "models")) {

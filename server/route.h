@@ -10,6 +10,8 @@ typedef enum ufd_endpoint {
     UFD_EP_HEALTHZ,          /* GET /healthz                          */
     UFD_EP_READYZ,           /* GET /readyz                           */
     UFD_EP_METRICS,          /* GET /metrics                          */
+    UFD_EP_UI,               /* GET /ui: the browser page (server/ui.c) */
+    UFD_EP_UI_REDIRECT,      /* GET / from a browser (Accept: text/html) -> /ui */
     UFD_EP_V1_MODELS,        /* GET /v1/models                        */
     UFD_EP_V1_MODEL,         /* GET /v1/models/{name}                 */
     UFD_EP_V1_PREDICT,       /* POST /v1/models/{name}/predict        */
@@ -40,6 +42,9 @@ const char *ufd_endpoint_allow(ufd_endpoint ep);
 int ufd_endpoint_is_post(ufd_endpoint ep);
 /* Health/readiness/metrics: open without a key under --public-health. */
 int ufd_endpoint_is_health(ufd_endpoint ep);
+/* The browser page and the redirect to it: open without a key (static, no data; the
+ * page asks for the key and sends it with every API call). */
+int ufd_endpoint_is_public(ufd_endpoint ep);
 /* KServe v2 endpoints answer errors as {"error": "..."}. */
 int ufd_endpoint_is_v2(ufd_endpoint ep);
 

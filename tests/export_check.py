@@ -10,7 +10,7 @@ tools/export_backbone.py writes seeded random torchvision weights; `uflow create
     LayerNorm(torchvision layer1..3 outputs) computed here with the same weights and input
     (BN in eval mode): max|err| <= 1e-4 * max|ref|. Before the LayerNorm the C library exposes no
     features, so the pre-LN check is on the created file: tools/uflow_ref.py reading it gives
-    torchvision's raw layer outputs exactly, and C's z agree with that reference (spec tolerance);
+    torchvision's raw layer outputs exactly, and C's z agree with that reference (docs/uflow-math.md "Test fixtures" tolerances);
   * resnet18 and wide_resnet50_2 (64x64); F16/BF16/F64 files, anomalib-prefixed keys, extra
     tensors (layer4/fc) and a missing num_batches_tracked are accepted; a missing tensor, a wrong
     shape/dtype, a non-finite value are UF_ERR_TENSOR naming the key; weights of another backbone

@@ -19,7 +19,7 @@ static const char *status_name(uf_status s)
 {
     static const char *n[] = {"UF_OK", "UF_ERR_IO", "UF_ERR_FORMAT", "UF_ERR_CONFIG", "UF_ERR_TENSOR",
                               "UF_ERR_ARG", "UF_ERR_IMAGE", "UF_ERR_NOMEM", "UF_ERR_UNSUPPORTED",
-                              "UF_ERR_LIMIT"};
+                              "UF_ERR_LIMIT", "UF_ERR_FORMAT_NOT_ACCEPTED"};
     return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
 }
 

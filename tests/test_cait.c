@@ -1,4 +1,4 @@
-/* test_cait.c — the mcait backbone (spec §2.2).
+/* test_cait.c — the mcait backbone (docs/uflow-math.md "mcait").
  *
  * 1. Block fixtures (tests/golden/cait, outputs of timm's own cait_s24_224 modules): the
  *    448 -> 224 bicubic resize, patch embedding, + pos_embed, blocks 0..2, final norm and the
@@ -251,7 +251,7 @@ static void test_full_model(void **state)
         fail_msg("%s", err.msg);
     const uf_model_info *info = uf_model_get_info(m);
     assert_int_equal(info->backbone, UF_BACKBONE_MCAIT);
-    assert_int_equal(info->n_params, 422100464); /* spec §3.5 */
+    assert_int_equal(info->n_params, 422100464); /* docs/uflow-math.md "Parameter names" */
     assert_int_equal(info->z_channels[0], 816);
     assert_int_equal(info->z_channels[1], 192);
     char dir[1024];
@@ -280,7 +280,7 @@ static void test_full_model(void **state)
     check("features.0 channel means", mom, ut_f32(exp, "features.0.mean", NULL), 768, 2e-5);
     chan_moment(r.features[1], 384, hw1, 1, mom);
     check("features.1 channel means", mom, ut_f32(exp, "features.1.mean", NULL), 384, 2e-5);
-    /* latents (spec §9 tolerance: 1e-3 x max(1, max|z|)) */
+    /* latents (docs/uflow-math.md "Test fixtures" tolerance: 1e-3 x max(1, max|z|)) */
     size_t nz;
     const float *z1 = ut_f32(exp, "z.1", &nz);
     assert_int_equal(nz, 192 * hw1);

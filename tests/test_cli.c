@@ -1,6 +1,7 @@
 /* test_cli.c — the `uflow` command line as a user runs it: the infer contract (file names,
  * tensor names, shapes, values against anomalib's outputs), predict's JSON lines and PNGs,
  * inspect, bench, create, and exit codes for bad input. argv[1] is the uflow binary. */
+#include "image_craft.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -227,6 +228,41 @@ static void test_nfa(void **state)
     json_decref(o);
 }
 
+/* Formats outside the allow-list: refused with a pointer to --allow-any-format, which
+ * decodes them (BMP through ImageMagick, PPM through libvips). */
+static void test_any_format(void **state)
+{
+    (void)state;
+    char model[1024], bmp[1024], ppm[1024], outp[1024], out[8192];
+    golden_model(model, sizeof model);
+    tmp(bmp, sizeof bmp, "part.bmp");
+    tmp(ppm, sizeof ppm, "part.ppm");
+    tmp(outp, sizeof outp, "any.safetensors");
+    size_t len;
+    uint8_t *b = craft_bmp(40, 30, 1, &len);
+    uf_error err;
+    assert_int_equal(uf_write_file(bmp, b, len, &err), UF_OK);
+    free(b);
+    b = craft_refused("ppm", &len);
+    assert_int_equal(uf_write_file(ppm, b, len, &err), UF_OK);
+    free(b);
+    int rc = ut_run(out, sizeof out, "%s predict --model %s %s %s", uflow, model, bmp, ppm);
+    print_message("  strict: %s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "BMP images are not accepted"));
+    assert_non_null(strstr(out, "PNM/PFM images are not accepted"));
+    assert_non_null(strstr(out, "--allow-any-format"));
+    rc = ut_run(out, sizeof out, "%s predict --allow-any-format --model %s %s %s", uflow, model, bmp, ppm);
+    if (rc != 0)
+        fail_msg("predict --allow-any-format failed (%d): %s", rc, out);
+    assert_null(strstr(out, "error"));
+    assert_int_equal(ut_run(out, sizeof out, "%s infer --model %s --image %s --out %s", uflow, model, bmp, outp), 1);
+    assert_non_null(strstr(out, "--allow-any-format"));
+    rc = ut_run(out, sizeof out, "%s infer --allow-any-format --model %s --image %s --out %s", uflow, model, bmp, outp);
+    if (rc != 0)
+        fail_msg("infer --allow-any-format failed (%d): %s", rc, out);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -261,6 +297,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_infer_tensor), cmocka_unit_test(test_infer_images),
         cmocka_unit_test(test_predict),      cmocka_unit_test(test_inspect_create_bench),
         cmocka_unit_test(test_nfa),          cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_any_format),
     };
     int rc = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
     if (ut_rmtree(tmpdir) != 0)

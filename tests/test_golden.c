@@ -1,9 +1,10 @@
 /* test_golden.c — libuflow against anomalib's own outputs (tests/golden, or the full
  * ../shared/golden with every graph node when run as `test_golden shared`).
- * Tolerances are spec §9's: anomaly_map/pred_score 1e-4 abs, z and node outputs
+ * Tolerances are docs/uflow-math.md "Test fixtures"'s: anomaly_map/pred_score 1e-4 abs, z and node outputs
  * 1e-3 x max(1, max|ref|), log_jac_det 1e-4 relative. */
 #include "util.h"
 
+#include "models/ctx.h"
 #include "models/model.h"
 
 #include <math.h>
@@ -128,7 +129,7 @@ static void test_random_input(void **state)
 }
 
 /* The two images: the model on anomalib's own preprocessed input (exact), then our
- * preprocessing from the files (spec §9: input within 0.02, map mean abs err within 1e-3). */
+ * preprocessing from the files (docs/uflow-math.md "Test fixtures": input within 0.02, map mean abs err within 1e-3). */
 static void test_images(void **state)
 {
     (void)state;

@@ -443,6 +443,77 @@ static void *decode_job(void *arg)
     return NULL;
 }
 
+/* The map of the golden heatmap (tests/golden/heatmap_256x192.png): rings, fine texture, both
+ * clamps and two NaNs, so every turbo entry is used and the compressor has work. Integer-derived
+ * floats, the same on every platform. */
+static void golden_heatmap_map(float *m, int w, int h)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint32_t k = (uint32_t)(y * w + x) * 2654435761u;
+            int q = ((x * x + 3 * y * y) / 97) % 330 + (int)(k >> 27);
+            m[y * w + x] = (float)q / 300.0f - 0.05f;
+        }
+    m[5] = NAN;
+    m[w * h / 2 + 7] = NAN;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The heatmap encoder is tuned for speed (zlib level, row filter): the file must stay a valid,
+ * compressed 8-bit RGB PNG whose pixels are exactly those of the golden file, which the
+ * previous encoder (libvips defaults) wrote from the same map. */
+static void test_heatmap_encoding(void **state)
+{
+    (void)state;
+    enum { W = 256, H = 192 };
+    static float map[W * H];
+    golden_heatmap_map(map, W, H);
+    void *png;
+    size_t len;
+    uf_error err = {0};
+    assert_int_equal(uf_heatmap_png(map, H, W, 0.0f, 1.0f, &png, &len, &err), UF_OK);
+    static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    const uint8_t *p = png;
+    assert_true(len > 8 + 25);
+    assert_memory_equal(p, sig, 8);
+    assert_memory_equal(p + 12, "IHDR", 4);
+    assert_int_equal(be32(p + 16), W);
+    assert_int_equal(be32(p + 20), H);
+    assert_int_equal(p[24], 8); /* bit depth */
+    assert_int_equal(p[25], 2); /* truecolour RGB: no palette quantisation */
+    assert_int_equal(p[28], 0); /* not interlaced */
+    assert_true(len < (size_t)W * H * 3 / 2); /* still compressed (level 0 would be ~raw) */
+
+    /* strict decode: a bad CRC, a truncated stream or trailing junk fails instead of warning */
+    VipsImage *im = vips_image_new_from_buffer(png, len, "", "fail_on", VIPS_FAIL_ON_WARNING, NULL);
+    assert_non_null(im);
+    size_t n = 0;
+    uint8_t *px = vips_image_write_to_memory(im, &n);
+    g_object_unref(im);
+    assert_non_null(px);
+    assert_int_equal(n, (size_t)W * H * 3);
+
+    char path[4096];
+    golden_path(path, sizeof path, "heatmap_256x192.png");
+    size_t glen;
+    void *gbuf = read_all(path, &glen);
+    if (!gbuf)
+        fail_msg("golden heatmap %s not found", path);
+    uint8_t *ref = decode_png(gbuf, glen, W, H);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += px[i] != ref[i];
+    assert_int_equal(bad, 0);
+    g_free(ref);
+    free(gbuf);
+    g_free(px);
+    uf_free(png);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -481,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_pixel_formats),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_heatmap),
+        cmocka_unit_test(test_heatmap_encoding),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,7 +114,7 @@ static float *randn(size_t n, uint64_t seed)
     return x;
 }
 
-/* Create, load, run: shapes follow spec §3.1, everything finite, batch rows independent. */
+/* Create, load, run: shapes follow docs/uflow-math.md "Graph", everything finite, batch rows independent. */
 static void run_config(const char *backbone, int H, int W, int steps, double clamp, double ratio,
                        int soft, const int zc[3])
 {
@@ -232,7 +232,7 @@ static void test_postproc(void **state)
     assert_float_equal(uf_postproc_normalize(&p, 0.8f, 1), 0.75f, 1e-6);
     assert_float_equal(uf_postproc_normalize(&p, 5.0f, 1), 1.0f, 0);
     assert_float_equal(uf_postproc_normalize(&p, -5.0f, 1), 0.0f, 0);
-    p.image_threshold = NAN; /* falls back to the pixel threshold (spec §6.2) */
+    p.image_threshold = NAN; /* falls back to the pixel threshold (docs/uflow-math.md "Post-processing") */
     assert_float_equal(uf_postproc_normalize(&p, 0.5f, 1), 0.5f, 1e-6);
     p.pixel_threshold = NAN; /* then to the midpoint of min/max */
     assert_float_equal(uf_postproc_normalize(&p, 0.6f, 1), 0.5f, 1e-6);

@@ -1,4 +1,4 @@
-/* test_st.c — the safetensors container (lib/src/st.c): writer -> reader round trips of every
+/* test_st.c — the safetensors container (lib/src/io/st.c, st_write.c): writer -> reader round trips of every
  * dtype (with 0-d, zero-size and rank-8 tensors and metadata), and rejection of malformed
  * containers built byte by byte, each checked for its status and for a message that names the
  * problem. Every rejection is tried through uf_st_open_buffer and through uf_st_open. */

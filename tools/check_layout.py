@@ -7,13 +7,18 @@
    (a folder may include its own headers and any lower layer's, never a higher one's).
 4. kernels/ know nothing of models: no kernel includes a models/ header (rule 3 says so too,
    named separately because it is the one most often broken).
-5. No include circle between modules (a module = a .c/.h pair, or one file), in lib/ and server/.
+5. No include circle between modules (a module = a .c/.h pair, or one file), in lib/ and server/;
+   and, given a build directory, no circle of calls between the object files of lib/ and of
+   server/ (from `nm`: who defines and who uses each symbol).
 6. No source file over MAX_LINES lines (lib/, server/, cli/, tests/, bench/).
 
-Usage: tools/check_layout.py [ROOT]   (prints one line per breach, then "layout ok" or a count)
+Usage: tools/check_layout.py [ROOT [BUILD_DIR]]
+(prints one line per breach, then "layout ok" or a count)
 """
+import glob
 import os
 import re
+import subprocess
 import sys
 
 MAX_LINES = 650
@@ -76,6 +81,24 @@ def find_cycles(graph):
     return cycles
 
 
+def call_graph(objs):
+    """file -> set of files it calls into, from the objects' defined/undefined symbols."""
+    defs, uses = {}, {}
+    for o in objs:
+        name = os.path.basename(o).rsplit(".c.o", 1)[0]
+        out = subprocess.run(["nm", "--defined-only", "-g", o], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "TDRB":
+                defs[parts[2]] = name
+        out = subprocess.run(["nm", "-u", o], capture_output=True, text=True).stdout
+        uses[name] = {l.split()[-1] for l in out.splitlines() if l.strip()}
+    graph = {}
+    for n, us in uses.items():
+        graph[n] = {defs[u] for u in us if u in defs and defs[u] != n}
+    return graph
+
+
 def main():
     root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                            os.path.join(os.path.dirname(__file__), ".."))
@@ -111,6 +134,12 @@ def main():
                     graph.setdefault(mod, set()).add(tmod)
     for c in find_cycles(graph):
         bad.append("include circle: " + " -> ".join(c))
+    if len(sys.argv) > 2:
+        build = sys.argv[2]
+        for pat in ("lib/libuflow.a.p/*.o", "server/*.p/*.o"):
+            objs = [o for o in glob.glob(os.path.join(build, pat)) if not o.endswith("_data.c.o")]
+            for c in find_cycles(call_graph(objs)) if objs else []:
+                bad.append("call circle: " + " -> ".join(c))
     for sub in ("lib", "server", "cli", "tests", "bench", "fuzz"):
         for p in sources(root, sub):
             with open(p, encoding="utf-8", errors="replace") as f:

@@ -2,8 +2,8 @@
 """PyTorch reference of U-Flow training (docs/training.md), for the C trainer's tests and
 benchmark.  Run with Debian's /usr/bin/python3 (torch 1.13).
 
-The flow and feature LayerNorms come from tools/uflow_ref.py (written from the spec); here
-they are made trainable and optimised exactly as anomalib does (spec §7): Adam(lr, L2 weight
+The flow and feature LayerNorms come from tools/uflow_ref.py (written from docs/uflow-math.md); here
+they are made trainable and optimised exactly as anomalib does (docs/uflow-math.md "Training"): Adam(lr, L2 weight
 decay), LinearLR(1.0 -> end factor over total_iters) stepped once per epoch.  Losses:
     paper     mean_b(0.5*|z_b|^2 - ljd_b)           (U-Flow paper code; the default)
     anomalib  sum_b 0.5*|z_b|^2 - mean_b(ljd_b)     (anomalib's UFlowLoss)

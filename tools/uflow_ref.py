@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Independent PyTorch reference of U-Flow inference (anomalib `uflow`), written from
-the project's U-Flow spec (/work/shared/uflow-spec.md).  Not anomalib code.  Run with Debian's /usr/bin/python3
+docs/uflow-math.md (the project's U-Flow math).  Not anomalib code.  Run with Debian's /usr/bin/python3
 (torch 1.13, torchvision 0.14, numpy).
 
 Model file = safetensors with anomalib's `UflowModel.state_dict()` key names (an optional
@@ -10,7 +10,7 @@ Model file = safetensors with anomalib's `UflowModel.state_dict()` key names (an
      "permute_soft": bool, ...}
 
 Subcommands
-    check        --golden DIR              compare against anomalib golden fixtures (spec §9)
+    check        --golden DIR              compare against anomalib golden fixtures (docs/uflow-math.md "Test fixtures")
     make-model   [model opts] --seed S --out M.safetensors
     run          --model M --input IN --out OUT
     make-fixture --out-dir DIR --seed S [model opts] --batch B [--omit-backbone]
@@ -22,11 +22,12 @@ Subcommands
     mcait-expected --model M --out E      expected outputs of an mcait model (made by
                                            `uflow create --backbone mcait`) on the formula
                                            input, trimmed to a small file (tests/golden/mcait)
+    export-onnx  --model M --out M.onnx    the same model as an ONNX graph (tools/uflow_onnx.py)
 
-MCAIT (spec §2.2): `feature_extractor.extractor1.*` = timm cait_m48_448 (D 768, 16 heads,
+MCAIT (docs/uflow-math.md "mcait"): `feature_extractor.extractor1.*` = timm cait_m48_448 (D 768, 16 heads,
 blocks 0..40 used of 48), `feature_extractor.extractor2.*` = cait_s24_224 (D 384, 8 heads,
 blocks 0..20 used of 24) on interpolate(x, 224, bicubic, align_corners=True). The CaiT
-blocks are written here from the spec in plain torch (timm is not needed): LayerScaleBlock
+blocks are written here from docs/uflow-math.md in plain torch (timm is not needed): LayerScaleBlock
 with TalkingHeadAttn, erf GELU, LayerNorm eps 1e-6; no feature LayerNorm. make-model cannot
 generate mcait models (1.6 GB): `uflow create --backbone mcait` writes them, and the
 reference reads them like any model file.
@@ -60,7 +61,7 @@ Everything else (feature LayerNorm affines, the whole flow) is seeded-random and
 =====================================================================================
 
 Randomisation of `make-model` (numpy Generator default_rng(seed), float64 then cast
-to float32), mirroring spec §9 so that every parameter matters:
+to float32), mirroring docs/uflow-math.md "Test fixtures" so that every parameter matters:
   backbone conv (non-formula): N(0, sqrt(2/fan_out)) (torchvision/timm kaiming init)
   BN (non-formula): weight U(0.5,1.5), bias N(0,0.2), running_mean N(0,0.2),
                     running_var U(0.5,2.0), num_batches_tracked 0
@@ -205,7 +206,7 @@ def backbone_keys(name):
 # model
 # ------------------------------------------------------------------------------------
 # ------------------------------------------------------------------------------------
-# CaiT (timm cait_*: LayerScaleBlock + TalkingHeadAttn), written from spec §2.2
+# CaiT (timm cait_*: LayerScaleBlock + TalkingHeadAttn), written from docs/uflow-math.md "mcait"
 # ------------------------------------------------------------------------------------
 class CaitRef:
     """A timm CaiT cut after `used` blocks + its final norm, as anomalib's extractor runs it.
@@ -291,7 +292,7 @@ class CaitRef:
 
 
 def resize_224(x):
-    """anomalib's 448 -> 224 downscale for extractor2 (spec §6.3)."""
+    """anomalib's 448 -> 224 downscale for extractor2 (docs/uflow-math.md "Interpolation")."""
     return F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=True)
 
 
@@ -1021,12 +1022,16 @@ def main(argv=None):
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--sha", help="the model's version (uflow inspect) to record")
+    p = sub.add_parser("export-onnx")
+    import uflow_onnx   # noqa: E402  (here, not at the top: it imports this file itself)
+    uflow_onnx.add_args(p)
     a = ap.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     fn = {"check": cmd_check, "make-model": cmd_make_model, "run": cmd_run,
           "make-fixture": cmd_make_fixture, "check-fixture": cmd_check_fixture, "sanity": cmd_sanity,
-          "check-cait": cmd_check_cait, "mcait-expected": cmd_mcait_expected}[a.cmd]
+          "check-cait": cmd_check_cait, "mcait-expected": cmd_mcait_expected,
+          "export-onnx": uflow_onnx.run}[a.cmd]
     return fn(a) or 0
 
 

@@ -79,7 +79,8 @@ typedef enum uf_status {
     UF_ERR_IMAGE,       /* an image cannot be decoded or encoded */
     UF_ERR_NOMEM,       /* allocation failed */
     UF_ERR_UNSUPPORTED, /* valid request for something not implemented */
-    UF_ERR_LIMIT        /* input larger than a configured limit (e.g. image pixels) */
+    UF_ERR_LIMIT,       /* input larger than a configured limit (e.g. image pixels) */
+    UF_ERR_FORMAT_NOT_ACCEPTED /* an image in a format uflow recognises but refuses to decode */
 } uf_status;
 
 typedef struct uf_error {
@@ -99,7 +100,7 @@ typedef enum uf_backbone_kind {
     UF_BACKBONE_MCAIT
 } uf_backbone_kind;
 
-/* anomalib post-processing statistics (spec §6.2); a field is NaN when absent. */
+/* anomalib post-processing statistics (docs/uflow-math.md "Post-processing"); a field is NaN when absent. */
 typedef struct uf_postproc {
     float image_threshold, pixel_threshold;
     float pred_scores_min, pred_scores_max;
@@ -149,7 +150,7 @@ typedef struct uf_create_opts {
     int permute_soft;          /* dense random rotation instead of a permutation */
     uint64_t seed;
     /* 0: anomalib's untrained init (ActNorm scale 1, offset 0, BN identity statistics).
-     * 1: every parameter re-randomised like the golden fixtures (spec §9) so that all of
+     * 1: every parameter re-randomised like the golden fixtures (docs/uflow-math.md "Test fixtures") so that all of
      *    them influence the output (for tests). */
     int perturb;
     /* 1: backbone weights from the index formula of tools/uflow_ref.py (reproducible across
@@ -262,21 +263,45 @@ uf_status uf_ctx_nfa(uf_ctx *ctx, const uf_nfa_opts *opts, uf_nfa_result *res, u
 /* Bytes of scratch memory the context holds. */
 size_t uf_ctx_scratch_bytes(const uf_ctx *ctx);
 
-/* anomalib's post-processing (spec §6.2) applied to one raw score. */
+/* anomalib's post-processing (docs/uflow-math.md "Post-processing") applied to one raw score. */
 float uf_postproc_normalize(const uf_postproc *p, float raw, int image_level);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Images                                                                                     */
 
-/* Limits applied before decoding pixels (decompression bombs). 0 = the default (64 Mpx). */
+/* Image input is treated as hostile. The format is taken from the first bytes (never from a
+ * file name or a Content-Type) and only these are decoded, each by its own libvips loader: */
+#define UF_IMAGE_ACCEPTED "JPEG, PNG, WebP, TIFF, GIF"
+/* Multi-page TIFF and animated GIF/WebP: the first page/frame only (as PIL, which anomalib
+ * reads with); its size is the TIFF page's, or the GIF/WebP canvas's.
+ *
+ * Statuses of every decoding call below:
+ *   UF_ERR_FORMAT_NOT_ACCEPTED  bytes of a known format outside the list (BMP, SVG, PDF,
+ *                               PNM/PFM, Radiance HDR, FITS, HEIF, JPEG 2000/XL, ...); the
+ *                               message names it and the accepted list; nothing was decoded
+ *   UF_ERR_IMAGE                no known signature at all, or truncated/corrupt data
+ *   UF_ERR_LIMIT                the header declares more than max_pixels; nothing was decoded
+ *
+ * The first image call initialises libvips for the whole process and blocks its untrusted
+ * operations (vips_block_untrusted_set) and every loader but the five above, so that even
+ * other libvips users in the process cannot reach librsvg, poppler, ImageMagick, ... by
+ * accident. */
 typedef struct uf_image_opts {
+    /* Limit applied to the header's size before decoding pixels (decompression bombs).
+     * 0 = the default (64 Mi pixels). */
     uint64_t max_pixels;
+    /* Non-zero: also decode any other format libvips can read (BMP via ImageMagick, PPM,
+     * SVG, PDF, ...), chosen by libvips. For trusted local files only (`uflow
+     * --allow-any-format`). The first such call lifts the loader blocks above for the rest of
+     * the process; calls without the flag still refuse those formats. Never set it in a
+     * process that decodes untrusted input. */
+    int any_format;
 } uf_image_opts;
 
-/* Decode an encoded image (JPEG, PNG, TIFF, WebP, ... whatever libvips reads), convert it to
- * 8-bit RGB (greyscale replicated, alpha dropped), resize it to info->height x info->width
- * with antialiased bilinear reduction (torchvision Resize(antialias=True) on [0,1] floats)
- * and normalise with info->mean/std. out holds 3*H*W floats, C-order CHW. */
+/* Decode an encoded image (see the accepted formats above), convert it to 8-bit RGB
+ * (greyscale replicated, alpha dropped), resize it to info->height x info->width with
+ * antialiased bilinear reduction (torchvision Resize(antialias=True) on [0,1] floats) and
+ * normalise with info->mean/std. out holds 3*H*W floats, C-order CHW. */
 uf_status uf_image_load_file(const char *path, const uf_model_info *info,
                              const uf_image_opts *opts, float *out, uf_error *err);
 uf_status uf_image_load_buffer(const void *data, size_t len, const uf_model_info *info,
@@ -295,7 +320,8 @@ uf_status uf_image_decode_buffer(const void *data, size_t len, const uf_image_op
                                  uint8_t **px, int *w, int *h, int *bands, uf_error *err);
 
 /* A ground-truth mask image resized to h x w with nearest neighbour (torch 'nearest':
- * src = floor(dst * in / out)); out[i] = 1 where any band is non-zero, else 0. */
+ * src = floor(dst * in / out)); out[i] = 1 where any band is non-zero, else 0. Accepted
+ * formats only, default pixel limit. */
 uf_status uf_mask_load_file(const char *path, int h, int w, uint8_t *out, uf_error *err);
 
 /* Encode an anomaly map [h, w] in [vmin, vmax] as a turbo-colormap PNG. *png is g_malloc'd

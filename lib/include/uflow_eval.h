@@ -86,7 +86,7 @@ double uf_iou(const uint8_t *a, const uint8_t *b, size_t n);
 double uf_miou(const uint8_t *pred, const uint8_t *gt, size_t n_images, size_t pixels);
 
 /* Calibration: copy the model in_path to out_path with anomalib's post-processing statistics
- * (spec §6.2) stored in the config JSON (__metadata__["config"]) under the keys config.c reads:
+ * (docs/uflow-math.md "Post-processing") stored in the config JSON (__metadata__["config"]) under the keys config.c reads:
  * image_threshold, pixel_threshold, pred_scores_min, pred_scores_max, anomaly_maps_min,
  * anomaly_maps_max. A NaN field removes its key (anomalib's "absent"); +-inf is UF_ERR_ARG.
  * p->image_sensitivity is not a statistic and is not written (the file keeps its own key).

@@ -19,6 +19,7 @@ const char *uf_status_str(uf_status s)
     case UF_ERR_NOMEM: return "out of memory";
     case UF_ERR_UNSUPPORTED: return "not supported";
     case UF_ERR_LIMIT: return "limit exceeded";
+    case UF_ERR_FORMAT_NOT_ACCEPTED: return "image format not accepted";
     }
     return "unknown error";
 }

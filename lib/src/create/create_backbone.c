@@ -3,7 +3,7 @@
  * index "formula" of tools/uflow_ref.py) with their feature LayerNorms, and the two complete
  * timm CaiTs of mcait. Every tensor goes through uf_cw_fill/uf_cw_put, so a backbone weights
  * file can replace any of them. */
-#include "create/create.h"
+#include "create/create_backbone.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 
 /* The "formula" backbone of tools/uflow_ref.py: every value a pure function of its index, so
  * fixtures can omit the 11M+ backbone parameters and tests regenerate them bit-exactly. */
-static void conv_bn_formula(writer *w, const char *pre, const char *conv, const char *bn, int cout,
+static void conv_bn_formula(uf_cw_writer *w, const char *pre, const char *conv, const char *bn, int cout,
                             int cin, int k)
 {
     char name[192];
@@ -37,7 +37,7 @@ static void conv_bn_formula(writer *w, const char *pre, const char *conv, const 
     }
 }
 
-static void conv_bn(writer *w, const char *conv, const char *bn, int cout, int cin, int k)
+static void conv_bn(uf_cw_writer *w, const char *conv, const char *bn, int cout, int cin, int k)
 {
     static const char *pre = "feature_extractor.feature_extractor.";
     char name[192];
@@ -62,7 +62,7 @@ nbt:
     uf_cw_put_dt(w, name, UF_DT_I64, 0, NULL, &zero);
 }
 
-static void resnet_backbone(writer *w, const uf_model_info *info)
+static void resnet_backbone(uf_cw_writer *w, const uf_model_info *info)
 {
     int bott = info->backbone == UF_BACKBONE_WIDE_RESNET50_2;
     static const int n18[3] = {2, 2, 2}, n50[3] = {3, 4, 6};
@@ -106,7 +106,7 @@ static void resnet_backbone(writer *w, const uf_model_info *info)
  * biases 0. perturb: gammas U(0.05, 0.25), LayerNorms 1 +- 0.15 / +- 0.08, biases +- 0.08,
  * talking-heads mixings I + U(-0.35, 0.35), qkv std 0.05 (so the softmax is far from flat). */
 #define STD_U(s) ((s) * 1.7320508075688772)
-static void cait_linear(writer *w, const char *pre, const char *name, int out, int in, double std)
+static void cait_linear(uf_cw_writer *w, const char *pre, const char *name, int out, int in, double std)
 {
     char n[192];
     int64_t ws[2] = {out, in}, bs[1] = {out};
@@ -116,7 +116,7 @@ static void cait_linear(writer *w, const char *pre, const char *name, int out, i
     uf_cw_fill(w, n, 1, bs, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
 }
 
-static void cait_norm(writer *w, const char *pre, const char *name, int D)
+static void cait_norm(uf_cw_writer *w, const char *pre, const char *name, int D)
 {
     char n[192];
     int64_t s[1] = {D};
@@ -126,7 +126,7 @@ static void cait_norm(writer *w, const char *pre, const char *name, int D)
     uf_cw_fill(w, n, 1, s, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
 }
 
-static void cait_gammas(writer *w, const char *pre, int D, double init)
+static void cait_gammas(uf_cw_writer *w, const char *pre, int D, double init)
 {
     char n[192];
     int64_t s[1] = {D};
@@ -137,7 +137,7 @@ static void cait_gammas(writer *w, const char *pre, int D, double init)
 }
 
 /* Talking-heads mixing Linear(H, H): I + noise (perturb) or timm's std 0.02 init. */
-static void cait_heads_mix(writer *w, const char *pre, const char *name, int H)
+static void cait_heads_mix(uf_cw_writer *w, const char *pre, const char *name, int H)
 {
     char n[192];
     int64_t ws[2] = {H, H}, bs[1] = {H};
@@ -149,7 +149,7 @@ static void cait_heads_mix(writer *w, const char *pre, const char *name, int H)
             for (int i = 0; i < H; i++)
                 x[i * H + i] += 1.f;
         }
-        w->r.s += (uint64_t)H * H * SM_GAMMA;
+        w->r.s += (uint64_t)H * H * UF_SM_GAMMA;
         uf_cw_put(w, n, 2, ws, x);
     } else
         uf_cw_fill(w, n, 2, ws, 'u', STD_U(0.02), 0);
@@ -157,7 +157,7 @@ static void cait_heads_mix(writer *w, const char *pre, const char *name, int H)
     uf_cw_fill(w, n, 1, bs, w->perturb ? 'u' : 'c', w->perturb ? 0.08 : 0, 0);
 }
 
-static void cait_model(writer *w, const char *key, int D, int H, int depth, int grid, double init)
+static void cait_model(uf_cw_writer *w, const char *key, int D, int H, int depth, int grid, double init)
 {
     char pre[96], bp[128], n[192];
     snprintf(pre, sizeof pre, "feature_extractor.%s.", key);
@@ -199,7 +199,7 @@ static void cait_model(writer *w, const char *key, int D, int H, int depth, int 
     cait_linear(w, pre, "head", 1000, D, 0.02);
 }
 
-void uf_cw_backbone(writer *w, const uf_model_info *info)
+void uf_cw_backbone(uf_cw_writer *w, const uf_model_info *info)
 {
     if (info->backbone == UF_BACKBONE_MCAIT) {
         cait_model(w, "extractor1", 768, 16, 48, 28, 1e-6); /* cait_m48_448 */

@@ -2,9 +2,10 @@
  * torchvision/timm weights (tools/export_backbone.py; docs/model-format.md "Backbone
  * weights"): key mapping, shape/dtype checks in the planning pass, F16/BF16/F64 -> F32
  * streaming in the writing pass, the architecture check and the provenance record. */
-#include "create/create.h"
+#include "create/create_weights.h"
+#include "core/internal.h"
+#include "io/st.h"
 
-#include <errno.h>
 #include <glib.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +22,21 @@ static int backbone_name(const char *name)
            strncmp(name, "feature_extractor.extractor", 27) == 0;
 }
 
-int uf_cw_taken(const writer *w, const char *name) { return w->src && backbone_name(name); }
+struct uf_cw_source {
+    uf_st *st;
+    char *path;
+};
+
+int uf_cw_source_has(const uf_cw_source *s, const char *name) { return s && backbone_name(name); }
+
+void uf_cw_source_close(uf_cw_source *s)
+{
+    if (!s)
+        return;
+    uf_st_close(s->st);
+    free(s->path);
+    free(s);
+}
 
 /* torchvision/timm key of an anomalib backbone name: "conv1.weight" for resnets,
  * "extractor1.<timm key>" for mcait. */
@@ -45,91 +60,44 @@ static const uf_st_tensor *src_find(const uf_st *st, const char *name)
     return t;
 }
 
-static void shape_str(char *s, size_t n, int ndim, const int64_t *shape)
+uf_status uf_cw_source_find(const uf_cw_source *s, const char *name, uf_dtype dt, int ndim,
+                            const int64_t *shape, const uf_st_tensor **out, uf_error *err)
 {
-    size_t o = (size_t)snprintf(s, n, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(s + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n)
-        snprintf(s + o, n - o, "]");
-}
-
-/* Planning pass: find and check the file's tensor for entry e. */
-void uf_cw_src_plan(writer *w, entry *e)
-{
-    e->from_file = 1;
-    const uf_st_tensor *t = e->from = src_find(w->src, e->name);
-    const char *bare = bare_key(e->name);
-    if (e->dt == UF_DT_I64) { /* BatchNorm num_batches_tracked: unused; 0 when absent */
+    const uf_st_tensor *t = *out = src_find(s->st, name);
+    const char *bare = bare_key(name);
+    if (dt == UF_DT_I64) { /* BatchNorm num_batches_tracked: unused; 0 when absent */
         if (t && !((t->dtype == UF_DT_I64 || t->dtype == UF_DT_I32) && t->numel == 1))
-            w->st = uf_err(w->err, UF_ERR_TENSOR,
-                           "backbone weights '%s': tensor '%s' has dtype %s and %llu elements; "
-                           "expected one I64 (num_batches_tracked)",
-                           w->src_path, t->name, uf_dtype_name(t->dtype), (unsigned long long)t->numel);
-        return;
+            return uf_err(err, UF_ERR_TENSOR,
+                          "backbone weights '%s': tensor '%s' has dtype %s and %llu elements; "
+                          "expected one I64 (num_batches_tracked)",
+                          s->path, t->name, uf_dtype_name(t->dtype), (unsigned long long)t->numel);
+        return UF_OK;
     }
-    if (!t) {
-        w->st = uf_err(w->err, UF_ERR_TENSOR, "backbone weights '%s': missing tensor '%s' (anomalib: '%s')",
-                       w->src_path, bare, e->name);
-        return;
-    }
-    int same = t->ndim == e->ndim;
-    for (int i = 0; same && i < e->ndim; i++)
-        same = t->shape[i] == e->shape[i];
+    if (!t)
+        return uf_err(err, UF_ERR_TENSOR, "backbone weights '%s': missing tensor '%s' (anomalib: '%s')",
+                      s->path, bare, name);
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
     if (!same) {
         char got[128], want[128];
-        shape_str(got, sizeof got, t->ndim, t->shape);
-        shape_str(want, sizeof want, e->ndim, e->shape);
-        w->st = uf_err(w->err, UF_ERR_TENSOR,
-                       "backbone weights '%s': tensor '%s' has shape %s; the model needs %s",
-                       w->src_path, t->name, got, want);
-        return;
+        uf_st_shape_str(got, sizeof got, t->ndim, t->shape);
+        uf_st_shape_str(want, sizeof want, ndim, shape);
+        return uf_err(err, UF_ERR_TENSOR,
+                      "backbone weights '%s': tensor '%s' has shape %s; the model needs %s",
+                      s->path, t->name, got, want);
     }
     if (t->dtype != UF_DT_F32 && t->dtype != UF_DT_F16 && t->dtype != UF_DT_BF16 && t->dtype != UF_DT_F64)
-        w->st = uf_err(w->err, UF_ERR_TENSOR,
-                       "backbone weights '%s': tensor '%s' has dtype %s; expected F32 (or F16/BF16/F64)",
-                       w->src_path, t->name, uf_dtype_name(t->dtype));
+        return uf_err(err, UF_ERR_TENSOR,
+                      "backbone weights '%s': tensor '%s' has dtype %s; expected F32 (or F16/BF16/F64)",
+                      s->path, t->name, uf_dtype_name(t->dtype));
+    return UF_OK;
 }
 
-static float half_to_float(uint16_t h)
+uf_status uf_cw_source_stream(const uf_cw_source *s, const uf_st_tensor *t, uf_dtype dt,
+                              uint64_t bytes, const char *name, uf_afile *out, uf_error *err)
 {
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, f = h & 1023u, bits;
-    if (e == 0) {
-        float v = ldexpf((float)f, -24);
-        return s ? -v : v;
-    }
-    bits = e == 31 ? s | 0x7f800000u | (f << 13) : s | ((e + 112) << 23) | (f << 13);
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
-
-static void to_f32(uf_dtype dt, const uint8_t *src, size_t n, float *x)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (dt == UF_DT_F32)
-            memcpy(&x[i], src + 4 * i, 4);
-        else if (dt == UF_DT_F64) {
-            double d;
-            memcpy(&d, src + 8 * i, 8);
-            x[i] = (float)d;
-        } else {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            uint32_t bits = (uint32_t)h << 16;
-            if (dt == UF_DT_F16)
-                x[i] = half_to_float(h);
-            else
-                memcpy(&x[i], &bits, 4); /* BF16 */
-        }
-    }
-}
-
-/* Writing pass: stream entry e from the file, as F32 (I64 for num_batches_tracked). */
-void uf_cw_src_write(writer *w, const entry *e)
-{
-    const uf_st_tensor *t = e->from;
-    if (e->dt == UF_DT_I64) {
+    if (dt == UF_DT_I64) {
         int64_t v = 0;
         if (t && t->dtype == UF_DT_I64)
             memcpy(&v, t->data, 8);
@@ -138,30 +106,29 @@ void uf_cw_src_write(writer *w, const entry *e)
             memcpy(&v32, t->data, 4);
             v = v32;
         }
-        if (fwrite(&v, 8, 1, w->f) != 1)
-            w->st = uf_err(w->err, UF_ERR_IO, "cannot write tensor '%s': %s", e->name, strerror(errno));
-        return;
+        uf_afile_write(out, &v, 8);
+        return UF_OK;
     }
-    const size_t chunk = (size_t)1 << 16, n = e->bytes / 4, es = uf_dtype_size(t->dtype);
-    float *x = uf_cw_scratch(w, UF_MIN(n, chunk));
+    const size_t chunk = (size_t)1 << 16, n = bytes / 4, es = uf_dtype_size(t->dtype);
+    float *x = malloc(sizeof(float) * UF_MIN(n, chunk) + 1);
     if (!x)
-        return;
+        return uf_err(err, UF_ERR_NOMEM, "out of memory copying '%s'", name);
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t m = UF_MIN(chunk, n - i0);
-        to_f32(t->dtype, (const uint8_t *)t->data + i0 * es, m, x);
+        uf_st_to_f32(t->dtype, (const uint8_t *)t->data + i0 * es, m, x);
         for (size_t i = 0; i < m; i++)
             if (!isfinite(x[i])) {
-                w->st = uf_err(w->err, UF_ERR_TENSOR,
-                               "backbone weights '%s': tensor '%s' has a non-finite value at element %zu",
-                               w->src_path, t->name, i0 + i);
-                return;
+                free(x);
+                return uf_err(err, UF_ERR_TENSOR,
+                              "backbone weights '%s': tensor '%s' has a non-finite value at element %zu",
+                              s->path, t->name, i0 + i);
             }
-        if (fwrite(x, 4, m, w->f) != m) {
-            w->st = uf_err(w->err, UF_ERR_IO, "cannot write tensor '%s': %s", e->name, strerror(errno));
-            return;
-        }
+        uf_afile_write(out, x, 4 * m);
     }
+    free(x);
+    return UF_OK;
 }
+
 /* The key of a backbone weights file without an anomalib prefix ("model.", then
  * "feature_extractor.feature_extractor." or "feature_extractor."). */
 static const char *strip_prefixes(const char *k)
@@ -213,39 +180,53 @@ static const char *guess_arch(const uf_st *st)
     return blocks[0] == 3 && blocks[1] == 4 && blocks[2] == 6 ? "resnet34" : "another ResNet";
 }
 
-/* Open and check o->backbone_weights; provenance for the config. */
-uf_status uf_cw_open_weights(writer *w, const uf_create_opts *o, json_t **prov, uf_error *err)
+uf_status uf_cw_source_open(const char *path, const char *backbone, uf_cw_source **out,
+                            json_t **prov, uf_error *err)
 {
-    if (o->formula_backbone)
-        return uf_err(err, UF_ERR_ARG, "backbone_weights and formula_backbone exclude each other");
-    uf_status s = uf_st_open(o->backbone_weights, &w->src, err);
+    *out = NULL;
+    *prov = NULL;
+    uf_cw_source *sr = calloc(1, sizeof *sr);
+    if (!sr || !(sr->path = strdup(path))) {
+        free(sr);
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    }
+    uf_status s = uf_st_open(path, &sr->st, err);
     if (s != UF_OK) {
         uf_err_prefix(err, "backbone weights"); /* the message names the file */
+        uf_cw_source_close(sr);
         return s;
     }
-    w->src_path = o->backbone_weights;
-    const char *kind = uf_st_meta(w->src, "uflow_backbone");
-    if (kind && strcmp(kind, o->backbone) != 0)
-        return uf_err(err, UF_ERR_CONFIG,
-                      "backbone weights '%s' are for %s (its __metadata__ uflow_backbone) but the "
-                      "model's backbone is %s",
-                      w->src_path, kind, o->backbone);
-    const char *guess = guess_arch(w->src);
-    if (guess && strcmp(guess, o->backbone) != 0)
-        return uf_err(err, UF_ERR_CONFIG,
-                      "backbone weights '%s' look like %s%s%s (from their keys) but the model's "
-                      "backbone is %s",
-                      w->src_path, strcmp(guess, "another ResNet") ? "" : "the weights of ", guess,
-                      strcmp(guess, "another ResNet") ? " weights" : "", o->backbone);
+    const char *kind = uf_st_meta(sr->st, "uflow_backbone");
+    const char *guess = guess_arch(sr->st);
     size_t len;
-    const void *bytes = uf_st_bytes(w->src, &len);
-    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes, len);
-    if (!hex)
-        return uf_err(err, UF_ERR_NOMEM, "out of memory hashing '%s'", w->src_path);
-    const char *base = strrchr(w->src_path, '/');
-    const char *source = uf_st_meta(w->src, "source");
-    *prov = json_pack("{s:s,s:s,s:s}", "file", base ? base + 1 : w->src_path, "sha256", hex,
-                      "source", source ? source : "unknown");
+    const void *bytes = uf_st_bytes(sr->st, &len);
+    gchar *hex = NULL;
+    if (kind && strcmp(kind, backbone) != 0)
+        s = uf_err(err, UF_ERR_CONFIG,
+                   "backbone weights '%s' are for %s (its __metadata__ uflow_backbone) but the "
+                   "model's backbone is %s",
+                   path, kind, backbone);
+    else if (guess && strcmp(guess, backbone) != 0)
+        s = uf_err(err, UF_ERR_CONFIG,
+                   "backbone weights '%s' look like %s%s%s (from their keys) but the model's "
+                   "backbone is %s",
+                   path, strcmp(guess, "another ResNet") ? "" : "the weights of ", guess,
+                   strcmp(guess, "another ResNet") ? " weights" : "", backbone);
+    else if (!(hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes, len)))
+        s = uf_err(err, UF_ERR_NOMEM, "out of memory hashing '%s'", path);
+    if (s == UF_OK) {
+        const char *base = strrchr(path, '/');
+        const char *source = uf_st_meta(sr->st, "source");
+        *prov = json_pack("{s:s,s:s,s:s}", "file", base ? base + 1 : path, "sha256", hex,
+                          "source", source ? source : "unknown");
+        if (!*prov)
+            s = uf_err(err, UF_ERR_NOMEM, "out of memory");
+    }
     g_free(hex);
-    return *prov ? UF_OK : uf_err(err, UF_ERR_NOMEM, "out of memory");
+    if (s != UF_OK) {
+        uf_cw_source_close(sr);
+        return s;
+    }
+    *out = sr;
+    return UF_OK;
 }

@@ -78,7 +78,15 @@ static uf_status check_map(const float *map, int h, int w, float vmin, float vma
     return UF_OK;
 }
 
-static uf_status encode_png_bands(const uint8_t *rgb, int w, int h, int bands, void **png,
+/* zlib level for encode_png_bands: FAST for the drawn maps (heatmap, mask), DEFAULT (libvips'
+ * level 6) for anything holding a photograph (overlay, uf_rgb_png). */
+enum { PNG_FAST = 1, PNG_DEFAULT = 6 };
+
+/* Row filter "none" in both cases (libvips' default since 8.13, set here so an older libvips
+ * does not search all five filters). Level 1 on a 256x256 heatmap: ~4x faster than level 6
+ * for ~1.3x the bytes (bench/png_bench, docs/benchmarks.md) — served on every predict call,
+ * so encode time is latency while the bytes only cross loopback or a LAN. */
+static uf_status encode_png_bands(const uint8_t *rgb, int w, int h, int bands, int level, void **png,
                                   size_t *png_len, uf_error *err)
 {
     uf_status st = uf_img_vips_init(err);
@@ -89,7 +97,8 @@ static uf_status encode_png_bands(const uint8_t *rgb, int w, int h, int bands, v
                                                VIPS_FORMAT_UCHAR);
     if (!im)
         return uf_img_vips_error(err, "cannot wrap heatmap pixels");
-    if (vips_pngsave_buffer(im, png, png_len, NULL)) {
+    if (vips_pngsave_buffer(im, png, png_len, "compression", level, "filter", VIPS_FOREIGN_PNG_FILTER_NONE,
+                            NULL)) {
         *png = NULL;
         *png_len = 0;
         st = uf_img_vips_error(err, "cannot encode PNG");
@@ -98,10 +107,10 @@ static uf_status encode_png_bands(const uint8_t *rgb, int w, int h, int bands, v
     return st;
 }
 
-static uf_status encode_png(const uint8_t *rgb, int w, int h, void **png, size_t *png_len,
+static uf_status encode_png(const uint8_t *rgb, int w, int h, int level, void **png, size_t *png_len,
                             uf_error *err)
 {
-    return encode_png_bands(rgb, w, h, 3, png, png_len, err);
+    return encode_png_bands(rgb, w, h, 3, level, png, png_len, err);
 }
 
 uf_status uf_mask_png(const uint8_t *mask, int h, int w, void **png, size_t *png_len, uf_error *err)
@@ -114,7 +123,7 @@ uf_status uf_mask_png(const uint8_t *mask, int h, int w, void **png, size_t *png
         return uf_err(err, UF_ERR_NOMEM, "mask png: out of memory for %dx%d", w, h);
     for (size_t i = 0; i < n; i++)
         g[i] = mask[i] ? 255 : 0;
-    uf_status st = encode_png_bands(g, w, h, 1, png, png_len, err);
+    uf_status st = encode_png_bands(g, w, h, 1, PNG_FAST, png, png_len, err);
     free(g);
     return st;
 }
@@ -127,7 +136,7 @@ uf_status uf_rgb_png(const uint8_t *rgb, int h, int w, void **png, size_t *png_l
         *png_len = 0;
     if (!rgb || !png || !png_len || h < 1 || w < 1 || (int64_t)h * w > (INT64_C(1) << 28))
         return uf_err(err, UF_ERR_ARG, "rgb png: bad arguments");
-    return encode_png(rgb, w, h, png, png_len, err);
+    return encode_png(rgb, w, h, PNG_DEFAULT, png, png_len, err);
 }
 
 uf_status uf_heatmap_png(const float *map, int h, int w, float vmin, float vmax,
@@ -146,7 +155,7 @@ uf_status uf_heatmap_png(const float *map, int h, int w, float vmin, float vmax,
         rgb[3 * i + 1] = c[1];
         rgb[3 * i + 2] = c[2];
     }
-    st = encode_png(rgb, w, h, png, png_len, err);
+    st = encode_png(rgb, w, h, PNG_FAST, png, png_len, err);
     free(rgb);
     return st;
 }
@@ -185,7 +194,7 @@ uf_status uf_overlay_png(const void *image, size_t image_len, const float *map, 
             rgb[3 * i + (size_t)k] = (uint8_t)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)(v + 0.5f));
         }
     }
-    st = encode_png(rgb, w, h, png, png_len, err);
+    st = encode_png(rgb, w, h, PNG_DEFAULT, png, png_len, err);
 done:
     g_free(px);
     free(img);

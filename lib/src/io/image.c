@@ -1,173 +1,24 @@
-/* image.c — image decoding (libvips) and anomalib's pre-processing (spec §6.1).
+/* image.c — anomalib's image pre-processing (docs/uflow-math.md "Pre-processing") and the public image API.
  *
- * Pipeline: decode -> 8-bit RGB as PIL's convert("RGB") -> float /255 -> antialiased bilinear
- * resize as torch's interpolate(bilinear, align_corners=False, antialias=True) -> (x - mean)
- * / std, CHW. The filter weights are bit-identical to torch's; the sums differ by at most
+ * Pipeline: decode (image_decode.c) -> 8-bit RGB as PIL's convert("RGB") -> float /255 ->
+ * antialiased bilinear resize as torch's interpolate(bilinear, align_corners=False,
+ * antialias=True) -> (x - mean) / std, CHW. The filter weights are bit-identical to torch's; the sums differ by at most
  * ~2 ulp because torch's build contracts some of them into FMAs.
  *
  * EXIF orientation is deliberately ignored: anomalib reads with PIL, which does not
  * auto-rotate, so a rotated decode would feed the model a different image than training saw.
  */
 #include "core/internal.h"
+#include "io/image.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <vips/vips.h>
-
-#define UF_DEFAULT_MAX_PIXELS (UINT64_C(64) << 20) /* 64 Mi pixels */
-
-/* Shared with heatmap.c. */
-#include "io/image.h"
-
-/* The only global state: libvips is process-wide and must be initialised exactly once. */
-static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
-static int vips_init_rc;
-
-static void vips_start(void) { vips_init_rc = VIPS_INIT("uflow"); }
-
-uf_status uf_img_vips_init(uf_error *err)
-{
-    pthread_once(&vips_once, vips_start);
-    if (vips_init_rc != 0)
-        return uf_img_vips_error(err, "cannot initialise libvips");
-    return UF_OK;
-}
-
-/* libvips keeps one process-wide error buffer; take its text (and clear it) so that the next
- * failure does not report stale messages. Under concurrent failures in several threads the
- * texts can interleave; libvips offers nothing better. */
-uf_status uf_img_vips_error(uf_error *err, const char *what)
-{
-    char *v = vips_error_buffer_copy();
-    if (v) {
-        for (char *p = v; *p; p++)
-            if (*p == '\n')
-                *p = p[1] ? ' ' : '\0';
-    }
-    uf_status st = uf_err(err, UF_ERR_IMAGE, "%s: %s", what,
-                          v && *v ? v : "unrecognised, truncated or corrupt data");
-    g_free(v);
-    return st;
-}
-
-/* Interpretations libvips must convert to sRGB itself; the others (grey, RGB, 16-bit,
- * multiband) are handled by band selection and a cast, as PIL would. */
-static int needs_colourspace(VipsInterpretation in)
-{
-    switch (in) {
-    case VIPS_INTERPRETATION_CMYK: case VIPS_INTERPRETATION_LAB:
-    case VIPS_INTERPRETATION_LABQ: case VIPS_INTERPRETATION_LABS:
-    case VIPS_INTERPRETATION_LCH: case VIPS_INTERPRETATION_CMC:
-    case VIPS_INTERPRETATION_XYZ: case VIPS_INTERPRETATION_YXY:
-    case VIPS_INTERPRETATION_HSV: case VIPS_INTERPRETATION_scRGB:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static uf_status decode_source(VipsSource *src, const uf_image_opts *opts, uint8_t **px,
-                               int *w, int *h, int *nb, uf_error *err)
-{
-    /* Every intermediate is kept here so one loop unrefs them on every path. */
-    VipsImage *im[5] = {NULL};
-    int n = 0;
-    uf_status st = UF_OK;
-
-    /* Sequential access streams the decode instead of buffering a full copy; fail_on=error
-     * turns truncated or corrupt data into an error, as PIL would, instead of grey fill. */
-    im[n] = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL,
-                                       "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-    if (!im[n])
-        return uf_img_vips_error(err, "cannot decode image");
-    VipsImage *cur = im[n++];
-
-    uint64_t limit = opts && opts->max_pixels ? opts->max_pixels : UF_DEFAULT_MAX_PIXELS;
-    uint64_t npx = (uint64_t)vips_image_get_width(cur) * (uint64_t)vips_image_get_height(cur);
-    if (npx > limit) {
-        st = uf_err(err, UF_ERR_LIMIT, "image is %dx%d = %llu pixels, above the limit of %llu",
-                    vips_image_get_width(cur), vips_image_get_height(cur),
-                    (unsigned long long)npx, (unsigned long long)limit);
-        goto done;
-    }
-    if (needs_colourspace(vips_image_get_interpretation(cur))) {
-        if (vips_colourspace(cur, &im[n], VIPS_INTERPRETATION_sRGB, NULL))
-            goto vfail;
-        cur = im[n++];
-    }
-    if (vips_image_get_format(cur) != VIPS_FORMAT_UCHAR) {
-        /* 16-bit keeps its high byte (PIL's 16->8 bit unpacking); anything else is clipped. */
-        int shift = vips_image_get_format(cur) == VIPS_FORMAT_USHORT;
-        if (vips_cast(cur, &im[n], VIPS_FORMAT_UCHAR, "shift", shift, NULL))
-            goto vfail;
-        cur = im[n++];
-    }
-    /* Keep grey as 1 band (replicated after the resize) and drop alpha without compositing,
-     * as PIL's convert("RGB") does. */
-    int bands = vips_image_get_bands(cur), keep = bands >= 3 ? 3 : 1;
-    if (bands != keep) {
-        if (vips_extract_band(cur, &im[n], 0, "n", keep, NULL))
-            goto vfail;
-        cur = im[n++];
-    }
-    size_t size = 0;
-    void *mem = vips_image_write_to_memory(cur, &size);
-    if (!mem)
-        goto vfail;
-    *px = mem;
-    *w = vips_image_get_width(cur);
-    *h = vips_image_get_height(cur);
-    *nb = keep;
-    goto done;
-vfail:
-    st = uf_img_vips_error(err, "cannot decode image");
-done:
-    while (n > 0)
-        g_object_unref(im[--n]);
-    return st;
-}
-
-/* Decode from memory (data, len) or, when path is not NULL, from that file. *px is g_malloc'd
- * interleaved 8-bit data with *nb = 1 (grey) or 3 (RGB) bands. */
-uf_status uf_img_decode(const void *data, size_t len, const char *path,
-                        const uf_image_opts *opts, uint8_t **px, int *w, int *h, int *nb,
-                        uf_error *err)
-{
-    *px = NULL;
-    uf_status st = uf_img_vips_init(err);
-    if (st != UF_OK)
-        return st;
-    VipsSource *src;
-    if (path) {
-        /* Opening the file ourselves tells I/O errors apart from decode errors, and a fresh
-         * source (unlike a file name) can never be served stale from libvips' operation
-         * cache when the file is rewritten. */
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return uf_err(err, UF_ERR_IO, "cannot open image %s: %s", path, strerror(errno));
-        src = vips_source_new_from_descriptor(fd);
-        close(fd);
-    } else {
-        if (len == 0)
-            return uf_err(err, UF_ERR_IMAGE, "cannot decode image: empty buffer");
-        src = vips_source_new_from_memory(data, len);
-    }
-    if (!src)
-        return uf_img_vips_error(err, "cannot read image");
-    st = decode_source(src, opts, px, w, h, nb, err);
-    g_object_unref(src);
-    if (st != UF_OK && path)
-        uf_err_prefix(err, "%s", path);
-    return st;
-}
+#include <glib.h>
 
 /* One axis of torch's separable AA filter (_compute_indices_min_size_weights_aa, bilinear):
  * the float/double mix of the expressions is kept on purpose so the weights match torch's

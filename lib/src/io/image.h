@@ -1,4 +1,5 @@
-/* image.h — decoding and resizing shared by image.c and heatmap.c (internal). */
+/* image.h — decoding (image_decode.c) and resizing (image.c), shared with heatmap.c
+ * (internal). */
 #ifndef UF_IMAGE_H
 #define UF_IMAGE_H
 
@@ -11,7 +12,8 @@
 uf_status uf_img_vips_init(uf_error *err);
 /* Move libvips' process-wide error text into err (clearing it) with a prefix. */
 uf_status uf_img_vips_error(uf_error *err, const char *what);
-/* Decode to 8-bit interleaved pixels (1..4 bands as decoded); *px is g_malloc'd. */
+/* Decode to 8-bit interleaved pixels (1 or 3 bands, as uflow.h describes: accepted formats
+ * only unless opts->any_format, pixel limit checked on the header); *px is g_malloc'd. */
 uf_status uf_img_decode(const void *data, size_t len, const char *path,
                         const uf_image_opts *opts, uint8_t **px, int *w, int *h, int *nb,
                         uf_error *err);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,141 +276,50 @@ const void *uf_st_bytes(const uf_st *st, size_t *len)
 
 /* ---- writer ---------------------------------------------------------------------------- */
 
-typedef struct wentry {
-    char *name;
-    uf_dtype dt;
-    int ndim;
-    int64_t shape[UF_ST_MAX_DIMS];
-    void *data;
-    size_t bytes;
-} wentry;
-
-struct uf_st_writer {
-    wentry *e;
-    size_t n, cap;
-    json_t *meta;
-};
-
-uf_st_writer *uf_st_writer_new(void)
+static float half_to_float(uint16_t h)
 {
-    uf_st_writer *w = calloc(1, sizeof *w);
-    if (w && !(w->meta = json_object())) {
-        free(w);
-        return NULL;
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, f = h & 1023u, bits;
+    if (e == 0) {
+        float v = ldexpf((float)f, -24);
+        return s ? -v : v;
     }
-    return w;
+    bits = e == 31 ? s | 0x7f800000u | (f << 13) : s | ((e + 112) << 23) | (f << 13);
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
 }
 
-void uf_st_writer_free(uf_st_writer *w)
+int uf_st_to_f32(uf_dtype dt, const void *src, size_t n, float *out)
 {
-    if (!w)
-        return;
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->e[i].name);
-        free(w->e[i].data);
+    const uint8_t *b = src;
+    if (dt != UF_DT_F32 && dt != UF_DT_F64 && dt != UF_DT_F16 && dt != UF_DT_BF16)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (dt == UF_DT_F32) {
+            memcpy(&out[i], b + 4 * i, 4);
+        } else if (dt == UF_DT_F64) {
+            double d;
+            memcpy(&d, b + 8 * i, 8);
+            out[i] = (float)d;
+        } else {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            if (dt == UF_DT_F16) {
+                out[i] = half_to_float(h);
+            } else {
+                uint32_t bits = (uint32_t)h << 16;
+                memcpy(&out[i], &bits, 4);
+            }
+        }
     }
-    free(w->e);
-    json_decref(w->meta);
-    free(w);
+    return 0;
 }
 
-uf_status uf_st_writer_add(uf_st_writer *w, const char *name, uf_dtype dt, int ndim,
-                           const int64_t *shape, const void *data, uf_error *err)
+void uf_st_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 {
-    if (ndim < 0 || ndim > UF_ST_MAX_DIMS || dt >= UF_DT_COUNT || strcmp(name, "__metadata__") == 0)
-        return uf_err(err, UF_ERR_ARG, "tensor '%s': bad dtype, rank or name", name);
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return uf_err(err, UF_ERR_ARG, "tensor '%s': negative dimension", name);
-        numel *= (size_t)shape[i];
-    }
-    for (size_t i = 0; i < w->n; i++)
-        if (strcmp(w->e[i].name, name) == 0)
-            return uf_err(err, UF_ERR_ARG, "tensor '%s' added twice", name);
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 16;
-        wentry *e = realloc(w->e, cap * sizeof *e);
-        if (!e)
-            return uf_err(err, UF_ERR_NOMEM, "out of memory");
-        w->e = e;
-        w->cap = cap;
-    }
-    wentry *e = &w->e[w->n];
-    memset(e, 0, sizeof *e);
-    e->bytes = numel * dtypes[dt].size;
-    e->name = strdup(name);
-    e->data = malloc(e->bytes ? e->bytes : 1);
-    if (!e->name || !e->data) {
-        free(e->name);
-        free(e->data);
-        return uf_err(err, UF_ERR_NOMEM, "out of memory");
-    }
-    if (e->bytes)
-        memcpy(e->data, data, e->bytes);
-    e->dt = dt;
-    e->ndim = ndim;
-    if (ndim) /* shape may be NULL for a 0-d tensor; memcpy(_, NULL, 0) is undefined */
-        memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
-    w->n++;
-    return UF_OK;
-}
-
-uf_status uf_st_writer_meta(uf_st_writer *w, const char *key, const char *value, uf_error *err)
-{
-    if (json_object_set_new(w->meta, key, json_string(value)) != 0)
-        return uf_err(err, UF_ERR_ARG, "metadata '%s' is not valid UTF-8", key);
-    return UF_OK;
-}
-
-/* The header is built with jansson (keys in insertion order) and padded with spaces to a
- * multiple of 8 so that the data section stays 8-byte aligned, like the Python writer. */
-uf_status uf_st_writer_save(const uf_st_writer *w, const char *path, uf_error *err)
-{
-    json_t *h = json_object();
-    if (!h)
-        return uf_err(err, UF_ERR_NOMEM, "out of memory");
-    if (json_object_size(w->meta))
-        json_object_set(h, "__metadata__", w->meta);
-    uint64_t off = 0;
-    for (size_t i = 0; i < w->n; i++) {
-        const wentry *e = &w->e[i];
-        json_t *shape = json_array();
-        for (int d = 0; d < e->ndim; d++)
-            json_array_append_new(shape, json_integer(e->shape[d]));
-        json_object_set_new(h, e->name,
-                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", dtypes[e->dt].name, "shape", shape,
-                                      "data_offsets", (json_int_t)off, (json_int_t)(off + e->bytes)));
-        off += e->bytes;
-    }
-    char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(h);
-    if (!txt)
-        return uf_err(err, UF_ERR_NOMEM, "out of memory");
-    size_t tl = strlen(txt), padded = (tl + 7) & ~(size_t)7;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(txt);
-        return uf_err(err, UF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    }
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++)
-        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(txt, 1, tl, f) == tl;
-    for (size_t i = tl; ok && i < padded; i++)
-        ok = fputc(' ', f) != EOF;
-    for (size_t i = 0; ok && i < w->n; i++)
-        ok = fwrite(w->e[i].data, 1, w->e[i].bytes, f) == w->e[i].bytes;
-    free(txt);
-    if (fclose(f) != 0)
-        ok = 0;
-    /* Write-then-rename so a reader (or a crash) never sees a half-written model. */
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return uf_err(err, UF_ERR_IO, "cannot write '%s': %s", path, strerror(e));
-    }
-    return UF_OK;
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
 }

@@ -1,5 +1,5 @@
-/* cait_attn.c — CaiT's talking-heads attention (timm TalkingHeadAttn, spec §2.2) and the
- * elementwise kernels of its blocks (softmax, erf GELU).
+/* attention.c — talking-heads attention (timm's TalkingHeadAttn, used by CaiT) and the erf
+ * GELU of transformer MLPs, on plain arrays (kernels.h).
  *
  * For a block of up to ROWS query rows of one sample:
  *   A[h] = q_h k_h^T                 H GEMMs (ROWS x N x 48), q pre-scaled by 48^-0.5
@@ -10,8 +10,8 @@
  *   out[:, h*48 : h*48+48] = A[h] v_h           H GEMMs (ROWS x 48 x N)
  * The attention block is laid out [ROWS][H][N], so the mixing of one query row works on
  * H x N contiguous floats (L1/L2-resident) with 4 x 32 accumulators in registers. */
-#include "models/backbones/cait.h"
 #include "core/internal.h"
+#include "kernels/kernels.h"
 #include "kernels/vmath.h"
 
 #include <cblas.h>
@@ -21,10 +21,9 @@
 #define ROWS 64   /* query rows per attention block (at most) */
 #define MAX_HEADS 32
 
-size_t uf_cait_col_floats(const uf_cait *c)
+size_t uf_attn_col_floats(int N, int heads)
 {
-    size_t N = (size_t)uf_cait_tokens(c), H = (size_t)c->heads;
-    return H * ROWS * N + H * N;
+    return (size_t)heads * ROWS * (size_t)N + (size_t)heads * (size_t)N;
 }
 
 
@@ -106,10 +105,11 @@ static float softmax_exp(float *x, int n)
     return 1.f / sum;
 }
 
-void uf_cait_attention(const uf_cait *c, const uf_cait_block *blk, const float *qkv, int r0, int r1,
-                       float *out, float *col)
+void uf_attn_talking_heads(int N, int D, int H, const float *qkv, const float *pl_w,
+                           const float *pl_b, const float *pw_w, const float *pw_b, int r0, int r1,
+                           float *out, float *col)
 {
-    const int N = uf_cait_tokens(c), D = c->D, H = c->heads, hd = UF_CAIT_HEAD_DIM;
+    const int hd = D / H;
     const size_t ld = 3 * (size_t)D, rs = (size_t)H * N;   /* A is [ROWS][H][N] */
     float *A = col, *T = col + ROWS * rs;
     float W2[MAX_HEADS * MAX_HEADS];
@@ -123,13 +123,13 @@ void uf_cait_attention(const uf_cait *c, const uf_cait_block *blk, const float *
                         (int)ld, 0.f, A + (size_t)h * N, (int)rs);
         for (int r = 0; r < R; r++) {
             float *Ar = A + (size_t)r * rs;
-            mix_heads(H, N, blk->pl_w, blk->pl_b, Ar, (size_t)N, T, (size_t)N);
+            mix_heads(H, N, pl_w, pl_b, Ar, (size_t)N, T, (size_t)N);
             for (int g = 0; g < H; g++) {
                 float inv = softmax_exp(T + (size_t)g * N, N);
                 for (int h = 0; h < H; h++)  /* Ww[h,g] * (e * 1/sum) with the 1/sum folded in */
-                    W2[h * H + g] = blk->pw_w[h * H + g] * inv;
+                    W2[h * H + g] = pw_w[h * H + g] * inv;
             }
-            mix_heads(H, N, W2, blk->pw_b, T, (size_t)N, Ar, (size_t)N);
+            mix_heads(H, N, W2, pw_b, T, (size_t)N, Ar, (size_t)N);
         }
         for (int h = 0; h < H; h++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, hd, N, 1.f, A + (size_t)h * N,
@@ -141,7 +141,7 @@ void uf_cait_attention(const uf_cait *c, const uf_cait_block *blk, const float *
 /* GELU(x) = x/2 (1 + erf(x / sqrt 2)), erf by Abramowitz-Stegun 7.1.26 with an accurate exp:
  * |erf error| <= 1.5e-7, the same formula PyTorch's vectorised CPU kernel evaluates. */
 UF_CLONES
-void uf_cait_gelu(float *x, size_t n)
+void uf_gelu_erf(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], u = v * 0.70710678118654752f;

@@ -1,5 +1,5 @@
 /* conv.c — convolution as im2col + SGEMM (OpenBLAS, single-threaded per call), split over a
- * context's threads by output pixels; BatchNorm folding.
+ * context's threads by output pixels, and its backward pass (training) beside it.
  * 1x1 stride-1 convolutions skip im2col: the input already is the column matrix. */
 #include "core/internal.h"
 #include "kernels/kernels.h"
@@ -157,15 +157,57 @@ void uf_conv2d(const uf_conv *c, const float *in, int B, int h, int w, float *ou
     uf_conv2d_ex(&ex, c, in, B, h, w, out, act, accumulate);
 }
 
-void uf_bn_fold(int cout, size_t per_out, const float *w, const float *b, const float *gamma,
-                const float *beta, const float *mean, const float *var, float eps, float *w_out,
-                float *b_out)
+/* The adjoint of im2col for stride 1: in[ci][y - p + ky][x - p + kx] += col[r][y*w + x]. */
+static void col2im_s1(const float *col, int cin, int h, int w, int k, int p, float *in)
 {
-    for (int o = 0; o < cout; o++) {
-        /* float32 like PyTorch's eval BN: gamma / sqrt(var + eps) */
-        float inv = gamma[o] / sqrtf(var[o] + eps);
-        for (size_t i = 0; i < per_out; i++)
-            w_out[(size_t)o * per_out + i] = w[(size_t)o * per_out + i] * inv;
-        b_out[o] = beta[o] - mean[o] * inv + (b ? b[o] * inv : 0.f);
+    size_t hw = (size_t)h * w;
+    for (int ci = 0; ci < cin; ci++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *s = col + ((size_t)(ci * k + ky) * k + kx) * hw;
+                float *dst = in + (size_t)ci * hw;
+                int x0 = UF_MAX(0, p - kx), x1 = UF_MIN(w, w + p - kx);
+                for (int y = 0; y < h; y++) {
+                    int iy = y - p + ky;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    const float *row = s + (size_t)y * w;
+                    float *o = dst + (size_t)iy * w + kx - p;
+                    for (int x = x0; x < x1; x++)
+                        o[x] += row[x];
+                }
+            }
+}
+
+void uf_conv2d_backward(const uf_conv *c, const float *x, int h, int w, const float *gy,
+                        float *gW, float *gb, float *gx, int accumulate, float *col, float *gcol)
+{
+    int hw = h * w, K = c->cin * c->k * c->k;
+    const float *cm = x;
+    if (!is_pointwise(c)) {
+        im2col_range(x, c->cin, h, w, c->k, 1, c->pad, w, 0, (size_t)hw, col);
+        cm = col;
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->cout, K, hw, 1.f, gy, hw, cm, hw, 1.f,
+                gW, K);
+    if (gb)
+        for (int o = 0; o < c->cout; o++) {
+            const float *g = gy + (size_t)o * hw;
+            double s = 0;
+            for (int i = 0; i < hw; i++)
+                s += g[i];
+            gb[o] += (float)s;
+        }
+    if (!gx)
+        return;
+    if (is_pointwise(c)) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->cin, hw, c->cout, 1.f, c->w, K, gy,
+                    hw, accumulate ? 1.f : 0.f, gx, hw);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, hw, c->cout, 1.f, c->w, K, gy, hw, 0.f,
+                gcol, hw);
+    if (!accumulate)
+        memset(gx, 0, sizeof(float) * (size_t)c->cin * hw);
+    col2im_s1(gcol, c->cin, h, w, c->k, c->pad, gx);
 }

@@ -1,4 +1,4 @@
-/* ops.c — small kernels: pooling, LayerNorm, bilinear resize, pixel shuffle, channel copy. */
+/* ops.c — data-movement kernels: max pooling, parallel copy, pixel shuffle, channel slices. */
 #include "core/internal.h"
 #include "kernels/kernels.h"
 #include "core/pool.h"
@@ -101,78 +101,6 @@ void uf_maxpool2d(const float *in, int B, int C, int h, int w, int k, int s, int
     uf_maxpool2d_ex(NULL, in, B, C, h, w, k, s, p, out);
 }
 
-/* LayerNorm in three parallel passes (sum, squared deviations, affine); partial sums are
- * combined in thread order, in double. */
-#define LN_MAX_THREADS 256
-typedef struct ln_job {
-    const float *x, *gamma, *beta;
-    float *y;
-    size_t n;
-    int phase;
-    double mean;
-    float meanf, rstd;
-    double part[LN_MAX_THREADS];
-} ln_job;
-
-static void ln_part(void *arg, int t, int nt)
-{
-    ln_job *j = arg;
-    size_t lo, hi;
-    uf_split(j->n, 64, t, nt, &lo, &hi);
-    if (j->phase == 0) {
-        double s = 0;
-        for (size_t i = lo; i < hi; i++)
-            s += j->x[i];
-        j->part[t] = s;
-    } else if (j->phase == 1) {
-        double ss = 0;
-        for (size_t i = lo; i < hi; i++) {
-            double d = j->x[i] - j->mean;
-            ss += d * d;
-        }
-        j->part[t] = ss;
-    } else if (j->gamma) {
-        for (size_t i = lo; i < hi; i++)
-            j->y[i] = (j->x[i] - j->meanf) * j->rstd * j->gamma[i] + j->beta[i];
-    } else {
-        for (size_t i = lo; i < hi; i++)
-            j->y[i] = (j->x[i] - j->meanf) * j->rstd;
-    }
-}
-
-void uf_layernorm_chw_ex(const uf_exec *ex, const float *in, int B, size_t n, const float *gamma,
-                         const float *beta, float eps, float *out)
-{
-    uf_pool *pool = ex ? ex->pool : NULL;
-    int nt = uf_pool_size(pool);
-    ln_job j = {.gamma = gamma, .beta = beta, .n = n};
-    for (int b = 0; b < B; b++) {
-        j.x = in + (size_t)b * n;
-        j.y = out + (size_t)b * n;
-        double s = 0;
-        j.phase = 0;
-        uf_pool_run(pool, ln_part, &j);
-        for (int t = 0; t < nt; t++)
-            s += j.part[t];
-        j.mean = s / (double)n;
-        j.phase = 1;
-        uf_pool_run(pool, ln_part, &j);
-        double ss = 0;
-        for (int t = 0; t < nt; t++)
-            ss += j.part[t];
-        j.meanf = (float)j.mean;
-        j.rstd = (float)(1.0 / sqrt(ss / (double)n + eps));
-        j.phase = 2;
-        uf_pool_run(pool, ln_part, &j);
-    }
-}
-
-void uf_layernorm_chw(const float *in, int B, size_t n, const float *gamma, const float *beta,
-                      float eps, float *out)
-{
-    uf_layernorm_chw_ex(NULL, in, B, n, gamma, beta, eps, out);
-}
-
 typedef struct copy_job {
     float *dst;
     const float *src;
@@ -194,43 +122,6 @@ void uf_copy_ex(const uf_exec *ex, float *dst, const float *src, size_t n)
     uf_pool_run(ex ? ex->pool : NULL, copy_part, &j);
 }
 
-/* PyTorch's area_pixel_compute_source_index for align_corners=False (clamped at 0). */
-static void bilinear_taps(int in, int out, int *i0, int *i1, float *l1)
-{
-    float scale = (float)in / (float)out;
-    for (int d = 0; d < out; d++) {
-        float src = scale * ((float)d + 0.5f) - 0.5f;
-        if (src < 0.f)
-            src = 0.f;
-        int i = (int)src;
-        i0[d] = i;
-        i1[d] = i < in - 1 ? i + 1 : i;
-        l1[d] = src - (float)i;
-    }
-}
-
-void uf_resize_bilinear(const float *in, int planes, int ih, int iw, float *out, int oh, int ow)
-{
-    /* Taps on the stack: sizes here are model input sizes, bounded by the caller. */
-    int y0[oh], y1[oh], x0[ow], x1[ow];
-    float ly[oh], lx[ow];
-    bilinear_taps(ih, oh, y0, y1, ly);
-    bilinear_taps(iw, ow, x0, x1, lx);
-    for (int p = 0; p < planes; p++) {
-        const float *x = in + (size_t)p * ih * iw;
-        float *y = out + (size_t)p * oh * ow;
-        for (int oy = 0; oy < oh; oy++) {
-            const float *r0 = x + (size_t)y0[oy] * iw, *r1 = x + (size_t)y1[oy] * iw;
-            float h1 = ly[oy], h0 = 1.f - h1;
-            for (int ox = 0; ox < ow; ox++) {
-                float w1 = lx[ox], w0 = 1.f - w1;
-                y[(size_t)oy * ow + ox] = h0 * (w0 * r0[x0[ox]] + w1 * r0[x1[ox]]) +
-                                          h1 * (w0 * r1[x0[ox]] + w1 * r1[x1[ox]]);
-            }
-        }
-    }
-}
-
 void uf_pixel_shuffle2(const float *in, int B, int C, int h, int w, float *out)
 {
     int G = C / 4;
@@ -245,6 +136,19 @@ void uf_pixel_shuffle2(const float *in, int B, int C, int h, int w, float *out)
                             o[(size_t)(2 * i + a) * 2 * w + 2 * j + bb] = src[(size_t)i * w + j];
                 }
         }
+}
+
+void uf_pixel_unshuffle2(const float *out, int A, int h, int w, float *in)
+{
+    int W = 2 * w;
+    for (int c = 0; c < A; c++) {
+        int g = c / 4, a = (c % 4) / 2, bb = c % 2;
+        const float *src = out + (size_t)g * 4 * h * w;
+        float *d = in + (size_t)c * h * w;
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                d[(size_t)i * w + j] = src[(size_t)(2 * i + a) * W + 2 * j + bb];
+    }
 }
 
 void uf_copy_channels(const float *in, int B, int C, int c0, int n, size_t hw, float *out)

@@ -53,6 +53,22 @@ double uf_coupling(float *s, const float *t, const float *x2, size_t n, float cl
 }
 
 UF_CLONES
+double uf_coupling_save(const float *s, const float *t, const float *x2, size_t n, float clamp,
+                        float *y2, float *th, float *e)
+{
+    for (size_t i = 0; i < n; i++)
+        th[i] = tanh_inline(s[i] * 0.1f);
+    for (size_t i = 0; i < n; i++)
+        e[i] = clamp * th[i]; /* J, summed below, then replaced by exp(J) */
+    double jsum = sum8(e, n);
+    for (size_t i = 0; i < n; i++) {
+        e[i] = uf_exp_fast(e[i]);
+        y2[i] = x2[i] * e[i] + t[i] * 0.1f;
+    }
+    return jsum;
+}
+
+UF_CLONES
 void uf_affine(float *dst, const float *src, size_t n, float scale, float offset)
 {
     for (size_t i = 0; i < n; i++)

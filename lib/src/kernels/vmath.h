@@ -36,10 +36,16 @@ static inline float uf_exp_fast(float x)
 }
 
 
-/* The affine coupling of an AllInOneBlock (spec §3.4) on n elements:
+/* The affine coupling of an AllInOneBlock on n elements:
  *   J = clamp * tanh(0.1 * s[i]);  s[i] <- x2[i] * exp(J) + 0.1 * t[i]
- * Returns sum(J) (double accumulation). */
+ * Returns sum(J) (double accumulation). (docs/uflow-math.md "Flow blocks") */
 double uf_coupling(float *s, const float *t, const float *x2, size_t n, float clamp);
+
+/* The same coupling keeping what its backward pass needs (training): th[i] = tanh(0.1 s[i]),
+ * e[i] = exp(J), y2[i] = x2[i] * e[i] + 0.1 t[i], bit for bit the values uf_coupling computes;
+ * s is not modified. Returns sum(J). */
+double uf_coupling_save(const float *s, const float *t, const float *x2, size_t n, float clamp,
+                        float *y2, float *th, float *e);
 
 /* dst[i] = src[i] * scale + offset */
 void uf_affine(float *dst, const float *src, size_t n, float scale, float offset);

@@ -1,7 +1,8 @@
-/* anomaly_map.c — anomalib's AnomalyMapGenerator (spec §4): per scale
+/* anomaly_map.c — anomalib's AnomalyMapGenerator (docs/uflow-math.md "Anomaly map"): per scale
  * p = exp(-0.5 * mean_c z^2), bilinear upsampling to the input size, map = 1 - mean_k p. */
 #include "core/internal.h"
-#include "models/model.h"
+#include "kernels/kernels.h"
+#include "models/anomaly_map.h"
 #include "kernels/vmath.h"
 
 #include <math.h>

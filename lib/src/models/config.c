@@ -7,7 +7,7 @@
  * anomaly_maps_max, image_sensitivity. feature_channels / feature_scale_factors, when present,
  * must agree with the backbone. Unknown keys are ignored (training provenance etc.). */
 #include "core/internal.h"
-#include "models/model.h"
+#include "models/config.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -176,7 +176,7 @@ static uf_status parse(json_t *o, uf_model_info *info, uf_error *err)
     }
     if (isnan(info->post.image_sensitivity))
         info->post.image_sensitivity = 0.5f;
-    /* Normalisation needs a range and at least one threshold (spec §6.2 fallbacks). */
+    /* Normalisation needs a range and at least one threshold (docs/uflow-math.md "Post-processing" fallbacks). */
     info->has_postproc = !isnan(info->post.pred_scores_min) && !isnan(info->post.pred_scores_max) &&
                          info->post.pred_scores_max > info->post.pred_scores_min;
     return UF_OK;

@@ -1,9 +1,10 @@
 /* ctx.c — inference contexts: all per-run memory, allocated once at init, and the
  * forward pass backbone -> flow -> anomaly map -> post-processing. */
 #include "core/internal.h"
-#include "models/model.h"
-#include "models/nfa.h"
 #include "core/pool.h"
+#include "models/anomaly_map.h"
+#include "models/ctx.h"
+#include "models/model.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -65,14 +66,14 @@ uf_status uf_ctx_init(const uf_model *m, const uf_ctx_opts *opts, uf_ctx **out, 
     c->m = m;
     c->max_batch = B;
     c->bb_scratch = grab(c, m->bb_ops->scratch_floats(m->bb, info, B), &ok);
-    c->flow_scratch = grab(c, uf_flow_scratch_floats(m, B), &ok);
+    c->flow_scratch = grab(c, uf_flow_scratch_floats(&m->flow, info, B), &ok);
     c->map_scratch = grab(c, uf_anomaly_map_scratch_floats(info), &ok);
     for (int k = 0; k < info->n_scales; k++) {
         size_t hw = (size_t)info->z_height[k] * info->z_width[k];
         c->feats[k] = grab(c, (size_t)B * info->feature_channels[k] * hw, &ok);
         c->z[k] = grab(c, (size_t)B * info->z_channels[k] * hw, &ok);
     }
-    size_t col = UF_MAX(m->bb_ops->col_floats(m->bb, info, o.threads), uf_flow_col_floats(m, o.threads));
+    size_t col = UF_MAX(m->bb_ops->col_floats(m->bb, info, o.threads), uf_flow_col_floats(&m->flow, info, o.threads));
     c->col = grab(c, col * o.threads, &ok);
     c->ljd = grab(c, B, &ok);
     c->map = grab(c, (size_t)B * info->height * info->width, &ok);
@@ -124,6 +125,21 @@ size_t uf_ctx_scratch_bytes(const uf_ctx *c) { return c->bytes; }
 
 void uf_ctx_set_observer(uf_ctx *c, const uf_flow_observer *obs) { c->obs = obs; }
 
+/* The backbone, then (unless raw) anomalib's trainable per-scale feature affine. */
+static void features(uf_ctx *c, const float *input, int batch, int raw)
+{
+    const uf_model *m = c->m;
+    const uf_model_info *info = &m->info;
+    m->bb_ops->run(m->bb, info, &c->ex, input, batch, c->bb_scratch, c->feats);
+    for (int k = 0; !raw && m->bb_ops->affine && k < info->n_scales; k++) {
+        const float *w, *b;
+        m->bb_ops->affine(m->bb, k, &w, &b);
+        size_t n = (size_t)info->feature_channels[k] * info->z_height[k] * info->z_width[k];
+        if (w && b)
+            uf_mul_add_ex(&c->ex, c->feats[k], batch, n, w, b);
+    }
+}
+
 uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_error *err)
 {
     if (!c || !input || !r)
@@ -138,8 +154,8 @@ uf_status uf_ctx_run(uf_ctx *c, const float *input, int batch, uf_result *r, uf_
     for (size_t i = 0; i < n; i++)
         if (!isfinite(input[i]))
             return uf_err(err, UF_ERR_ARG, "input has a non-finite value at element %zu", i);
-    m->bb_ops->run(m->bb, info, &c->ex, input, batch, c->bb_scratch, c->feats);
-    uf_flow_run(m, &c->ex, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
+    features(c, input, batch, 0);
+    uf_flow_run(&m->flow, info, &c->ex, c->feats, batch, c->flow_scratch, c->z, c->ljd, c->obs);
     uf_anomaly_map(info, (const float *const *)c->z, batch, c->map_scratch, c->map, c->score);
 
     c->last_batch = batch;
@@ -179,9 +195,7 @@ uf_status uf_ctx_backbone(uf_ctx *c, const float *input, int batch, int raw,
     for (size_t i = 0; i < n; i++)
         if (!isfinite(input[i]))
             return uf_err(err, UF_ERR_ARG, "input has a non-finite value at element %zu", i);
-    uf_exec ex = c->ex;
-    ex.raw_features = raw;
-    c->m->bb_ops->run(c->m->bb, info, &ex, input, batch, c->bb_scratch, c->feats);
+    features(c, input, batch, raw);
     c->last_batch = 0;
     *feats = (const float *const *)c->feats;
     return UF_OK;

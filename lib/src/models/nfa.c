@@ -1,4 +1,4 @@
-/* nfa.c — a-contrario NFA map and mask (spec §5; the math is summarised in nfa.h).
+/* nfa.c — a-contrario NFA map and mask (docs/nfa.md; the math is summarised in nfa.h).
  *
  * anomalib unfolds every 7x7 (3x3) window of every channel and calls scipy per window, ~70 ms
  * per image. Here the work per run is:
@@ -14,6 +14,7 @@
 #include "models/nfa.h"
 
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
 #include <float.h>
 #include <math.h>
@@ -138,36 +139,6 @@ void uf_nfa_log10_tail(int n, double p, double *out)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Bicubic taps (spec §6.3, PyTorch's upsample_bicubic2d with align_corners=True)             */
-
-static double cc1(double x, double A) { return ((A + 2) * x - (A + 3)) * x * x + 1; }
-static double cc2(double x, double A) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
-
-static void bicubic_taps(int in, int out, int32_t *idx, double *wt)
-{
-    const double A = -0.75;
-    /* align_corners=True: src = dst * (in - 1) / (out - 1), the ratio in double as torch's
-     * float64 kernel computes it (0 when out == 1). */
-    double scale = out > 1 ? (double)(in - 1) / (double)(out - 1) : 0.0;
-    for (int d = 0; d < out; d++) {
-        double src = scale * d;
-        double f = floor(src);
-        double t = src - f;
-        int i0 = (int)f;
-        /* written as torch's get_cubic_upsample_coefficients: x2 = 1 - t, then x2 + 1 */
-        double x2 = 1.0 - t;
-        wt[4 * d + 0] = cc2(t + 1.0, A);
-        wt[4 * d + 1] = cc1(t, A);
-        wt[4 * d + 2] = cc1(x2, A);
-        wt[4 * d + 3] = cc2(x2 + 1.0, A);
-        for (int j = 0; j < 4; j++) {
-            int s = i0 - 1 + j;
-            idx[4 * d + j] = s < 0 ? 0 : s > in - 1 ? in - 1 : s;
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Init / free                                                                                */
 
 void uf_nfa_free(uf_nfa *n)
@@ -285,8 +256,8 @@ uf_status uf_nfa_init(const uf_model_info *info, const uf_nfa_opts *o, int max_b
         }
         /* X ~ Binomial(n, 1 - thr): p = 1 - thr in double, as anomalib passes it to scipy */
         uf_nfa_log10_tail(nw, 1.0 - opt.prob_thr, n->table[k]);
-        bicubic_taps(w, n->W, n->ix[k], n->wx[k]);
-        bicubic_taps(h, n->H, n->iy[k], n->wy[k]);
+        uf_bicubic_taps_f64(w, n->W, n->ix[k], n->wx[k]);
+        uf_bicubic_taps_f64(h, n->H, n->iy[k], n->wy[k]);
     }
     n->cnt = uf_aalloc(sizeof(int32_t) * max_hw);
     n->pad = uf_aalloc(sizeof(int32_t) * max_pad);

@@ -1,4 +1,4 @@
-/* nfa.h — the a-contrario Number of False Alarms of U-Flow (spec §5, docs/nfa.md):
+/* nfa.h — the a-contrario Number of False Alarms of U-Flow (docs/nfa.md, docs/nfa.md):
  * a per-pixel -log10(NFA) map and an unsupervised defect mask computed from the latents z.
  *
  * Per scale s (0 = finest) with C channels and an h x w latent map:

@@ -3,6 +3,7 @@
  * epochs and the per-epoch LinearLR schedule. */
 #include "core/internal.h"
 #include "core/pool.h"
+#include "models/ctx.h"
 #include "train/train_impl.h"
 
 #include <errno.h>
@@ -47,8 +48,8 @@ static uf_status init_params(uf_trainer *t, uf_error *err)
     char name[160];
     for (int i = 0; i < t->L.n; i++) {
         const tr_tensor *tt = &t->L.t[i];
-        snprintf(name, sizeof name, "%s%s", m->prefix, tt->name);
-        const uf_st_tensor *st = uf_st_find(m->st, name);
+        snprintf(name, sizeof name, "%s%s", m->w.prefix, tt->name);
+        const uf_st_tensor *st = uf_st_find(m->w.st, name);
         if (!st || st->numel != tt->n)
             return uf_err(err, UF_ERR_TENSOR, "tensor '%s' missing or of the wrong size", name);
         if (st->dtype != UF_DT_F32)
@@ -266,7 +267,7 @@ static uf_status run_batch(uf_trainer *t, const int *idx, int n, int grad, doubl
     if (!j)
         return uf_err(err, UF_ERR_NOMEM, "out of memory");
     *j = (batch_job){.t = t, .idx = idx, .n = n, .grad = grad};
-    /* paper: mean_b(0.5|z|^2 - ljd); anomalib: sum_b 0.5|z|^2 - mean_b ljd (spec §7). */
+    /* paper: mean_b(0.5|z|^2 - ljd); anomalib: sum_b 0.5|z|^2 - mean_b ljd (docs/uflow-math.md "Training"). */
     j->cz = t->o.loss == UF_LOSS_PAPER ? 1.f / (float)n : 1.f;
     j->cl = 1.f / (float)n;
     uf_pool_run(t->pool, batch_part, j);

@@ -1,9 +1,10 @@
-/* train_flow.c — the flow's forward pass with stored activations and its backward pass, one
- * image at a time, in the order and float32 arithmetic of anomalib's AllInOneBlock
- * (spec §3.4): a = 0.1*subnet(x1); J = clamp*tanh(a_s); y2 = x2*exp(J) + a_t;
- * v = y*scale + offset; out = P v; log-det = sum J + hw*sum log(scale). */
+/* train_flow.c — the flow's forward pass keeping the activations its backward pass needs,
+ * and that backward pass, one image at a time. The forward of every block is the inference
+ * forward (models/flow_block.c, uf_flow_block_forward_ex) over the current parameters; only
+ * the stage walk that places activations, and the gradients, live here. */
 #include "core/internal.h"
-#include "train/train.h"
+#include "kernels/kernels.h"
+#include "train/train_flow.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -11,7 +12,7 @@
 
 /* Temporaries of one thread, carved from tmp in this order (sizes from tr_net). */
 typedef struct tr_tmp {
-    float *col, *gcol, *r, *gv, *gr, *gh, *ga, *gb, *v;
+    float *col, *gcol, *r, *gv, *gr, *gh, *ga, *gb, *v, *scale;
 } tr_tmp;
 
 static size_t max_col(const tr_net *n, size_t *cmax, size_t *r2, size_t *mh)
@@ -36,7 +37,7 @@ static size_t max_col(const tr_net *n, size_t *cmax, size_t *r2, size_t *mh)
 size_t tr_tmp_floats(const tr_net *n)
 {
     size_t cm, r2, mh, col = max_col(n, &cm, &r2, &mh);
-    return 2 * col + 2 * r2 + mh + 4 * cm + 9 * 16;
+    return 2 * col + 2 * r2 + mh + 4 * cm + (size_t)n->max_c + 10 * 16;
 }
 
 static tr_tmp carve(const tr_net *n, float *tmp)
@@ -54,15 +55,9 @@ static tr_tmp carve(const tr_net *n, float *tmp)
     TAKE(ga, cm);
     TAKE(gb, cm);
     TAKE(v, cm);
+    TAKE(scale, (size_t)n->max_c);
 #undef TAKE
     return t;
-}
-
-static float act_scale(float g)
-{
-    float bx = g * 0.5f;
-    float sp = bx > 20.f ? g : log1pf(expf(bx)) / 0.5f;
-    return 0.1f * sp;
 }
 
 static float *block_out(const tr_stage *st, int j, int S, float *act)
@@ -70,42 +65,24 @@ static float *block_out(const tr_stage *st, int j, int S, float *act)
     return act + (j + 1 < S ? st->blocks[j + 1].ax : st->aout);
 }
 
+/* The block over the current parameters p (ActNorm scale into t->scale). */
+static void bind(const tr_block *b, const float *p, const tr_tmp *t, uf_flow_block *v)
+{
+    uf_flow_block_bind(v, b->mb, p + b->gs, p + b->go, p + b->w0, p + b->b0, p + b->w2, p + b->b2,
+                       t->scale);
+}
+
 static float block_fwd(const tr_net *n, const tr_block *b, int h, int w, const float *p, float *act,
                        float *out, const tr_tmp *t)
 {
-    size_t hw = (size_t)h * w, n2 = (size_t)b->C2 * hw;
-    const float *x = act + b->ax, *x2 = x + (size_t)b->C1 * hw;
-    float *hid = act + b->ah, *th = act + b->ath, *e = act + b->ae, *y2 = act + b->ay2;
-    tr_conv_fwd(b->M, b->C1, b->k, h, w, p + b->w0, p + b->b0, x, hid, t->col);
-    for (size_t i = 0; i < (size_t)b->M * hw; i++)
-        hid[i] = hid[i] > 0.f ? hid[i] : 0.f;
-    tr_conv_fwd(2 * b->C2, b->M, b->k, h, w, p + b->w2, p + b->b2, hid, t->r, t->col);
-    float clamp = n->clamp;
-    double js = 0;
-    for (size_t i = 0; i < n2; i++) {
-        float s = t->r[i] * 0.1f, tt = t->r[n2 + i] * 0.1f;
-        float ta = tanhf(s), J = clamp * ta, ee = expf(J);
-        th[i] = ta;
-        e[i] = ee;
-        y2[i] = x2[i] * ee + tt;
-        js += J;
-    }
-    float lsum = 0.f;
-    for (int c = 0; c < b->C; c++)
-        lsum += logf(act_scale(p[b->gs + c]));
-    float *v = b->perm ? NULL : t->v;
-    for (int i = 0; i < b->C; i++) {
-        int c = b->perm ? b->perm[i] : i;
-        const float *yc = c < b->C1 ? x + (size_t)c * hw : y2 + (size_t)(c - b->C1) * hw;
-        float sc = act_scale(p[b->gs + c]), of = p[b->go + c];
-        float *d = (v ? v : out) + (size_t)i * hw;
-        for (size_t q = 0; q < hw; q++)
-            d[q] = yc[q] * sc + of;
-    }
-    if (v)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b->C, (int)hw, b->C, 1.f, b->wsoft,
-                    b->C, v, (int)hw, 0.f, out, (int)hw);
-    return (float)js + (float)hw * lsum;
+    uf_flow_block v;
+    bind(b, p, t, &v);
+    uf_flow_saved sv = {.th = act + b->ath, .e = act + b->ae, .y2 = act + b->ay2};
+    uf_exec ex = {.pool = NULL, .nt = 1, .col = t->col, .col_stride = 0};
+    float jac;
+    uf_flow_block_forward_ex(&ex, &v, act + b->ax, 1, h, w, n->clamp, out, act + b->ah, t->r, t->v,
+                             &jac, &sv);
+    return jac;
 }
 
 /* gout: gradient of the block output; writes the gradient of its input into gx. gl = d loss
@@ -118,6 +95,8 @@ static void block_bwd(const tr_net *n, const tr_block *b, int h, int w, const fl
     const float *x = act + b->ax, *x2 = x + (size_t)b->C1 * hw;
     const float *hid = act + b->ah, *th = act + b->ath, *e = act + b->ae, *y2 = act + b->ay2;
     float *gv = t->gv;
+    uf_flow_block v;
+    bind(b, p, t, &v);
     if (b->perm) {
         for (int i = 0; i < b->C; i++)
             memcpy(gv + (size_t)b->perm[i] * hw, gout + (size_t)i * hw, sizeof(float) * hw);
@@ -134,7 +113,7 @@ static void block_bwd(const tr_net *n, const tr_block *b, int h, int w, const fl
             s0 += gc[q];
             s1 += (double)gc[q] * yc[q];
         }
-        float gsv = p[b->gs + c], sc = act_scale(gsv), bx = 0.5f * gsv;
+        float gsv = p[b->gs + c], sc = v.scale[c], bx = 0.5f * gsv;
         float dsp = bx > 20.f ? 1.f : 1.f / (1.f + expf(-bx));
         g[b->go + c] += (float)s0;
         g[b->gs + c] += (float)(s1 + (double)gl * (double)hw / sc) * 0.1f * dsp;
@@ -151,12 +130,10 @@ static void block_bwd(const tr_net *n, const tr_block *b, int h, int w, const fl
         t->gr[i] = 0.1f * (gJ * clamp * (1.f - th[i] * th[i]));
         t->gr[n2 + i] = 0.1f * gy2[i];
     }
-    tr_conv_bwd(2 * b->C2, b->M, b->k, h, w, p + b->w2, hid, t->gr, g + b->w2, g + b->b2, t->gh, 0,
-                t->col, t->gcol);
+    uf_conv2d_backward(&v.sub2, hid, h, w, t->gr, g + b->w2, g + b->b2, t->gh, 0, t->col, t->gcol);
     for (size_t i = 0; i < (size_t)b->M * hw; i++)
         t->gh[i] = hid[i] > 0.f ? t->gh[i] : 0.f;
-    tr_conv_bwd(b->M, b->C1, b->k, h, w, p + b->w0, x, t->gh, g + b->w0, g + b->b0, gx, 1, t->col,
-                t->gcol);
+    uf_conv2d_backward(&v.sub0, x, h, w, t->gh, g + b->w0, g + b->b0, gx, 1, t->col, t->gcol);
 }
 
 /* The stage input's feature part: the LayerNorm affine on the cached x-hat (resnets) or the
@@ -198,20 +175,6 @@ void tr_forward(const tr_net *n, const float *p, const float *xhat, float *act, 
     *ljd = lj;
 }
 
-/* Inverse of pixel_shuffle2 for gradients: in[4g+2a+b][i][j] = out[g][2i+a][2j+b]. */
-static void pixel_unshuffle2(const float *g_up, int A, int h, int w, float *g_s0)
-{
-    int W = 2 * w;
-    for (int c = 0; c < A; c++) {
-        int gch = c / 4, a = (c % 4) / 2, bb = c % 2;
-        const float *src = g_up + (size_t)gch * 4 * h * w;
-        float *d = g_s0 + (size_t)c * h * w;
-        for (int i = 0; i < h; i++)
-            for (int j = 0; j < w; j++)
-                d[(size_t)i * w + j] = src[(size_t)(2 * i + a) * W + 2 * j + bb];
-    }
-}
-
 void tr_backward(const tr_net *n, const float *p, const float *xhat, const float *act, float *tmp,
                  float cz, float cl, float *g)
 {
@@ -245,7 +208,7 @@ void tr_backward(const tr_net *n, const float *p, const float *xhat, const float
         if (k + 1 < n->K) {
             const tr_stage *up = &n->st[k + 1];
             size_t uhw = (size_t)up->h * up->w;
-            pixel_unshuffle2(gout + (size_t)st->fc * hw, up->A, up->h, up->w, gin);
+            uf_pixel_unshuffle2(gout + (size_t)st->fc * hw, up->A, up->h, up->w, gin);
             const float *z = act + up->aout + (size_t)up->A * uhw;
             float *gz = gin + (size_t)up->A * uhw;
             for (size_t i = 0; i < (size_t)(up->C - up->A) * uhw; i++)

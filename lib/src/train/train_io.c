@@ -1,6 +1,7 @@
 /* train_io.c — writing a trained model (the start model's file with the trained tensors
  * swapped in and the config extended) and the optimizer state for resuming. */
 #include "core/internal.h"
+#include "io/st.h"
 #include "train/train_impl.h"
 
 #include <glib.h>
@@ -14,7 +15,7 @@
 /* The trained values of a file tensor, or NULL when it does not train. */
 static const float *trained(const uf_trainer *t, const uf_st_tensor *st)
 {
-    const char *pre = t->net.m->prefix;
+    const char *pre = t->net.m->w.prefix;
     size_t pl = strlen(pre);
     if (strncmp(st->name, pre, pl) != 0)
         return NULL;
@@ -24,7 +25,7 @@ static const float *trained(const uf_trainer *t, const uf_st_tensor *st)
 
 static char *params_sha256(const uf_trainer *t)
 {
-    const uf_st *st = t->net.m->st;
+    const uf_st *st = t->net.m->w.st;
     GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
     for (size_t i = 0; i < uf_st_count(st); i++) {
         const uf_st_tensor *x = uf_st_at(st, i);
@@ -66,7 +67,7 @@ uf_status uf_trainer_save(const uf_trainer *t, const char *path, const char *ext
     free(hash);
     char *txt = json_dumps(cfg, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(cfg);
-    const uf_st *st = t->net.m->st;
+    const uf_st *st = t->net.m->w.st;
     const void **data = calloc(uf_st_count(st) + 1, sizeof *data);
     uf_status s = (!txt || !data) ? uf_err(err, UF_ERR_NOMEM, "out of memory") : UF_OK;
     for (size_t i = 0; !s && i < uf_st_count(st); i++)

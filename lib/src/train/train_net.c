@@ -49,7 +49,7 @@ uf_status tr_layout_build(const uf_model *m, tr_net *n, tr_layout *L, uf_error *
     size_t feat = 0;
     for (int k = 0; k < n->K; k++) {
         tr_stage *st = &n->st[k];
-        const uf_flow_stage *ms = &m->stage[k];
+        const uf_flow_stage *ms = &m->flow.stage[k];
         st->C = ms->C;
         st->h = ms->h;
         st->w = ms->w;
@@ -69,18 +69,20 @@ uf_status tr_layout_build(const uf_model *m, tr_net *n, tr_layout *L, uf_error *
         }
     }
     n->feat_floats = feat;
-    /* Flow tensors in module order: coarsest stage first, Split/Up/Concat take 3 indices. */
+    /* Flow tensors in module order: coarsest stage first. */
     size_t act = 0;
-    int idx = 0;
     for (int k = n->K - 1; k >= 0; k--) {
         tr_stage *st = &n->st[k];
         size_t hw = (size_t)st->h * st->w;
         st->blocks = calloc((size_t)n->S, sizeof *st->blocks);
         if (!st->blocks)
             return uf_err(err, UF_ERR_NOMEM, "out of memory");
-        for (int j = 0; j < n->S; j++, idx++) {
-            const uf_flow_block *mb = &m->stage[k].blocks[j];
+        for (int j = 0; j < n->S; j++) {
+            const uf_flow_block *mb = &m->flow.stage[k].blocks[j];
+            int idx = uf_flow_block_index(info, k, j);
             tr_block *b = &st->blocks[j];
+            b->mb = mb;
+            n->max_c = UF_MAX(n->max_c, mb->C);
             b->C = mb->C;
             b->C1 = mb->C1;
             b->C2 = mb->C2;
@@ -92,7 +94,7 @@ uf_status tr_layout_build(const uf_model *m, tr_net *n, tr_layout *L, uf_error *
                     w2[4] = {2 * b->C2, b->M, b->k, b->k}, b2[1] = {2 * b->C2};
 #define ADD(suffix, nd, shp, field)                                                   \
     do {                                                                              \
-        snprintf(name, sizeof name, "flow.module_list.%d.%s", idx, suffix);           \
+        uf_flow_param_name(name, sizeof name, idx, suffix);                           \
         if ((s = add_tensor(L, name, nd, shp, &b->field, err)))                       \
             return s;                                                                 \
     } while (0)
@@ -116,8 +118,6 @@ uf_status tr_layout_build(const uf_model *m, tr_net *n, tr_layout *L, uf_error *
         }
         st->aout = act;
         act += (size_t)st->C * hw;
-        if (k > 0)
-            idx += 3;
     }
     n->act_floats = act;
     n->tmp_floats = tr_tmp_floats(n);

@@ -2,7 +2,7 @@
 #ifndef UF_TRAIN_NET_H
 #define UF_TRAIN_NET_H
 
-#include "train/train.h"
+#include "train/train_flow.h"
 
 /* The trainable tensors in flat-vector order: the feature LayerNorms (resnets), then every
  * flow block's global_scale, global_offset, subnet.0.{weight,bias}, subnet.2.{weight,bias}. */

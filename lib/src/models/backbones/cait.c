@@ -1,4 +1,4 @@
-/* cait.c — the `mcait` backbone (anomalib CaitFeatureExtractor, spec §2.2): blocks 0..40 of
+/* cait.c — the `mcait` backbone (anomalib CaitFeatureExtractor, docs/uflow-math.md "mcait"): blocks 0..40 of
  * timm's cait_m48_448 on the 448x448 image and blocks 0..20 of cait_s24_224 on its bicubic
  * (align_corners=True) 224x224 downscale, each followed by the model's final LayerNorm and
  * reshaped to feature maps [768, 28, 28] and [384, 14, 14].
@@ -10,7 +10,6 @@
  * and fused with the next block's LayerNorm + qkv. */
 #include "models/backbones/cait.h"
 #include "core/internal.h"
-#include "models/model.h"
 #include "core/pool.h"
 
 #include <cblas.h>
@@ -20,6 +19,8 @@
 #include <string.h>
 
 /* ---- buffers --------------------------------------------------------------------------- */
+
+size_t uf_cait_col_floats(const uf_cait *c) { return uf_attn_col_floats(uf_cait_tokens(c), c->heads); }
 
 size_t uf_cait_scratch_floats(const uf_cait *c, int B)
 {
@@ -176,15 +177,16 @@ static void blocks_part(void *arg, int t, int nt)
         float *col = j->ex->col + (size_t)t * j->ex->col_stride;
         for (size_t s = lo / N; s * N < hi; s++) {   /* the samples this share touches */
             size_t a = UF_MAX(lo, s * N), e = UF_MIN(hi, (s + 1) * N);
-            uf_cait_attention(c, k, b->qkv[j->layer % 2] + s * N * 3 * D, (int)(a - s * N), (int)(e - s * N),
-                              b->y + s * N * D, col);
+            uf_attn_talking_heads((int)N, D, c->heads, b->qkv[j->layer % 2] + s * N * 3 * D,
+                                  k->pl_w, k->pl_b, k->pw_w, k->pw_b, (int)(a - s * N),
+                                  (int)(e - s * N), b->y + s * N * D, col);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, D, D, 1.f, b->y + lo * D, D,
                     k->proj_w, D, 0.f, b->t + lo * D, D);
         layerscale_add(b->x + lo * D, b->t + lo * D, rows, D, k->gamma1, k->proj_b);
         ln_rows(b->x + lo * D, b->y + lo * D, rows, D, k->ln2_w, k->ln2_b);
         linear(b->y + lo * D, rows, D, k->fc1_w, k->fc1_b, 4 * D, b->h + lo * 4 * D);
-        uf_cait_gelu(b->h + lo * 4 * D, rows * 4 * D);
+        uf_gelu_erf(b->h + lo * 4 * D, rows * 4 * D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, D, 4 * D, 1.f,
                     b->h + lo * 4 * D, 4 * D, k->fc2_w, 4 * D, 0.f, b->t + lo * D, D);
         layerscale_add(b->x + lo * D, b->t + lo * D, rows, D, k->gamma2, k->fc2_b);
@@ -253,69 +255,6 @@ void uf_cait_forward(const uf_exec *ex, const uf_cait *c, const float *img, int 
     uf_cait_final(ex, c, B, &b, NULL, map);
 }
 
-/* ---- bicubic, align_corners=True ------------------------------------------------------- */
-
-/* PyTorch's CPU kernel (HelperInterpCubic + cpu_upsample_generic, float32) as its vectorised
- * builds evaluate it: the compiler contracts its multiply-adds into FMAs, including
- * t = scale * i - floor(scale * i), which changes t by up to an ulp of 447 (3e-5) and the
- * output by 1e-4. fmaf reproduces those roundings (to ~1e-7). */
-static inline float cubic1(float x, float A)
-{
-    return fmaf(fmaf(A + 2.f, x, -(A + 3.f)) * x, x, 1.f);
-}
-static inline float cubic2(float x, float A)
-{
-    return fmaf(fmaf(fmaf(A, x, -(5.f * A)), x, 8.f * A), x, -(4.f * A));
-}
-
-/* Source taps and weights of output index i. */
-static void cubic_taps(int i, int in, int out, int idx[4], float w[4])
-{
-    float scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.f;
-    float real = scale * (float)i;
-    int i0 = (int)floorf(real);
-    float t = fmaf(scale, (float)i, -(float)i0);
-    const float A = -0.75f;
-    w[0] = cubic2(t + 1.f, A);
-    w[1] = cubic1(t, A);
-    w[2] = cubic1(1.f - t, A);
-    w[3] = cubic2(2.f - t, A);
-    for (int k = 0; k < 4; k++)
-        idx[k] = UF_MIN(UF_MAX(i0 - 1 + k, 0), in - 1);
-}
-
-UF_CLONES
-static void bicubic_rows(const float *in, int planes, int ih, int iw, float *out, int oh, int ow,
-                         int y0, int y1)
-{
-    for (int y = y0; y < y1; y++) {
-        int yi[4], xi[4];
-        float wy[4], wx[4];
-        cubic_taps(y, ih, oh, yi, wy);
-        for (int x = 0; x < ow; x++) {
-            cubic_taps(x, iw, ow, xi, wx);
-            for (int p = 0; p < planes; p++) {
-                const float *src = in + (size_t)p * ih * iw;
-                float acc = 0.f;
-                for (int k = 0; k < 4; k++) {   /* along x first, then the four rows along y */
-                    const float *r = src + (size_t)yi[k] * iw;
-                    float rv = r[xi[0]] * wx[0];
-                    rv = fmaf(r[xi[1]], wx[1], rv);
-                    rv = fmaf(r[xi[2]], wx[2], rv);
-                    rv = fmaf(r[xi[3]], wx[3], rv);
-                    acc = k == 0 ? rv * wy[0] : fmaf(rv, wy[k], acc);
-                }
-                out[((size_t)p * oh + y) * ow + x] = acc;
-            }
-        }
-    }
-}
-
-void uf_resize_bicubic_ac(const float *in, int planes, int ih, int iw, float *out, int oh, int ow)
-{
-    bicubic_rows(in, planes, ih, iw, out, oh, ow, 0, oh);
-}
-
 /* ---- loading: anomalib's CaitFeatureExtractor state_dict ------------------------------- */
 
 typedef struct cait_spec {
@@ -334,20 +273,20 @@ typedef struct mcait {
 } mcait;
 
 /* Load (f32) or only check (expect) one tensor under the extractor's prefix. */
-static uf_status take(uf_model *m, const cait_spec *sp, const char *name, int ndim, int64_t d0,
+static uf_status take(uf_weights *m, const cait_spec *sp, const char *name, int ndim, int64_t d0,
                       int64_t d1, int64_t d2, int64_t d3, const float **out, uf_error *err)
 {
     char full[160];
     snprintf(full, sizeof full, "feature_extractor.%s.%s", sp->key, name);
     const int64_t shape[4] = {d0, d1, d2, d3};
     if (!out)
-        return uf_model_expect(m, full, ndim, shape, err);
-    *out = uf_model_f32(m, full, ndim, shape, err);
+        return uf_weights_expect(m, full, ndim, shape, err);
+    *out = uf_weights_f32(m, full, ndim, shape, err);
     return *out ? UF_OK : (err ? err->status : UF_ERR_TENSOR);
 }
 
 /* One LayerScaleBlock: loaded when k != NULL, else only checked (blocks past the cut). */
-static uf_status take_block(uf_model *m, const cait_spec *sp, int i, uf_cait_block *k, uf_error *err)
+static uf_status take_block(uf_weights *m, const cait_spec *sp, int i, uf_cait_block *k, uf_error *err)
 {
     const int64_t D = sp->D, H = sp->heads;
     struct {
@@ -378,7 +317,7 @@ static uf_status take_block(uf_model *m, const cait_spec *sp, int i, uf_cait_blo
 }
 
 /* The class-attention blocks (unused by U-Flow, present in anomalib's state_dict). */
-static uf_status expect_token_only(uf_model *m, const cait_spec *sp, int i, uf_error *err)
+static uf_status expect_token_only(uf_weights *m, const cait_spec *sp, int i, uf_error *err)
 {
     const int64_t D = sp->D;
     static const char *vec[] = {"gamma_1", "gamma_2", "norm1.weight", "norm1.bias",
@@ -410,7 +349,7 @@ static uf_status expect_token_only(uf_model *m, const cait_spec *sp, int i, uf_e
     return s;
 }
 
-static uf_status load_cait(uf_model *m, const cait_spec *sp, uf_cait *c, uf_cait_block **blocks,
+static uf_status load_cait(uf_weights *m, const cait_spec *sp, uf_cait *c, uf_cait_block **blocks,
                            uf_error *err)
 {
     const int64_t D = sp->D, N = (int64_t)sp->grid * sp->grid;
@@ -440,9 +379,8 @@ static uf_status load_cait(uf_model *m, const cait_spec *sp, uf_cait *c, uf_cait
     return UF_OK;
 }
 
-static uf_status mc_load(uf_model *m, void **state, uf_error *err)
+static uf_status mc_load(uf_weights *m, uf_model_info *info, void **state, uf_error *err)
 {
-    const uf_model_info *info = &m->info;
     mcait *mc = calloc(1, sizeof *mc);
     if (!mc)
         return uf_err(err, UF_ERR_NOMEM, "out of memory");
@@ -500,7 +438,7 @@ static void resize_part(void *arg, int t, int nt)
     const resize_job *j = arg;
     size_t lo, hi;
     uf_split((size_t)j->os, 1, t, nt, &lo, &hi);
-    bicubic_rows(j->in, j->planes, j->is, j->is, j->out, j->os, j->os, (int)lo, (int)hi);
+    uf_resize_bicubic_ac_rows(j->in, j->planes, j->is, j->is, j->out, j->os, j->os, (int)lo, (int)hi);
 }
 
 static void mc_run(const void *state, const uf_model_info *info, const uf_exec *ex, const float *in,

@@ -1,4 +1,4 @@
-/* cait.h — the pieces of the `mcait` backbone (spec §2.2): timm CaiT image transformers cut
+/* cait.h — the pieces of the `mcait` backbone (docs/uflow-math.md "mcait"): timm CaiT image transformers cut
  * after a given block, with their LayerScale blocks and talking-heads attention, the 16x16
  * patch embedding and the bicubic (align_corners=True) 448 -> 224 downscale.
  *
@@ -11,13 +11,10 @@
 #ifndef UF_CAIT_H
 #define UF_CAIT_H
 
-#include "models/model.h"
 #include "kernels/kernels.h"
+#include "models/backbones/backbone.h"
 
 #include <stddef.h>
-
-/* The backbone (model.c dispatches UF_BACKBONE_MCAIT to it). */
-extern const uf_backbone_ops uf_backbone_mcait;
 
 #define UF_CAIT_PATCH 16
 #define UF_CAIT_HEAD_DIM 48
@@ -82,18 +79,5 @@ void uf_cait_final(const uf_exec *ex, const uf_cait *c, int B, const uf_cait_buf
 /* Everything: embed + pos, blocks 0..depth-1, final norm, map [B, D, grid, grid]. */
 void uf_cait_forward(const uf_exec *ex, const uf_cait *c, const float *img, int B, float *scratch,
                      float *map);
-
-/* Talking-heads attention of one sample's query rows [r0, r1) (cait_attn.c):
- * qkv [N, 3D] with q already scaled by hd^-0.5, out rows [r0, r1) of [N, D]. col holds
- * uf_cait_col_floats floats. */
-void uf_cait_attention(const uf_cait *c, const uf_cait_block *blk, const float *qkv, int r0, int r1,
-                       float *out, float *col);
-
-/* GELU with erf, in place. */
-void uf_cait_gelu(float *x, size_t n);
-
-/* Bicubic resize with align_corners=True, no antialias, A = -0.75 (spec §6.3), float32 as
- * PyTorch computes it; `planes` independent [ih, iw] planes into [oh, ow]. */
-void uf_resize_bicubic_ac(const float *in, int planes, int ih, int iw, float *out, int oh, int ow);
 
 #endif

@@ -1,8 +1,9 @@
 /* resnet.c — the ResNet feature extractors (timm resnet18 / wide_resnet50_2, stem..layer3,
- * eval-mode BatchNorm folded into the convolutions at load) followed by anomalib's trainable
- * feature LayerNorms over C x h x w (spec §2.1). */
+ * eval-mode BatchNorm folded into the convolutions at load) followed by anomalib's feature
+ * LayerNorms over C x h x w (docs/uflow-math.md "Backbones"); their trainable elementwise
+ * affine is returned by rn_affine and applied by the context. */
 #include "core/internal.h"
-#include "models/model.h"
+#include "models/backbones/backbone.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,21 +25,21 @@ typedef struct rn {
 } rn;
 
 /* Load conv `cname` and BatchNorm `bname` (both under the backbone prefix) and fold them. */
-static uf_status load_conv_bn(uf_model *m, const char *cname, const char *bname, int cout, int cin,
+static uf_status load_conv_bn(uf_weights *m, const char *cname, const char *bname, int cout, int cin,
                               int k, int stride, uf_conv *c, uf_error *err)
 {
     static const char *pre = "feature_extractor.feature_extractor.";
     char name[256];
     int64_t wshape[4] = {cout, cin, k, k}, cshape[1] = {cout};
     snprintf(name, sizeof name, "%s%s.weight", pre, cname);
-    const float *w = uf_model_f32(m, name, 4, wshape, err);
+    const float *w = uf_weights_f32(m, name, 4, wshape, err);
     if (!w)
         return err ? err->status : UF_ERR_TENSOR;
     const float *bn[4];
     static const char *bn_keys[4] = {"weight", "bias", "running_mean", "running_var"};
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s%s.%s", pre, bname, bn_keys[i]);
-        if (!(bn[i] = uf_model_f32(m, name, 1, cshape, err)))
+        if (!(bn[i] = uf_weights_f32(m, name, 1, cshape, err)))
             return err ? err->status : UF_ERR_TENSOR;
     }
     for (int o = 0; o < cout; o++)
@@ -47,20 +48,19 @@ static uf_status load_conv_bn(uf_model *m, const char *cname, const char *bname,
                           pre, bname, o);
     /* num_batches_tracked is training bookkeeping; accept it when present. */
     snprintf(name, sizeof name, "%s%s.num_batches_tracked", pre, bname);
-    (void)uf_model_expect(m, name, 0, NULL, NULL);
+    (void)uf_weights_expect(m, name, 0, NULL, NULL);
     size_t per = (size_t)cin * k * k;
-    float *wf = uf_model_alloc(m, sizeof(float) * cout * per), *bf = uf_model_alloc(m, sizeof(float) * cout);
+    float *wf = uf_weights_alloc(m, sizeof(float) * cout * per), *bf = uf_weights_alloc(m, sizeof(float) * cout);
     if (!wf || !bf)
         return uf_err(err, UF_ERR_NOMEM, "out of memory folding %s", cname);
     uf_bn_fold(cout, per, w, NULL, bn[0], bn[1], bn[2], bn[3], BN_EPS, wf, bf);
     *c = (uf_conv){.cout = cout, .cin = cin, .k = k, .stride = stride, .pad = k / 2, .groups = 1,
                    .w = wf, .b = bf};
-    return uf_model_prepare_conv(m, c, err);
+    return uf_weights_prepare_conv(m, c, err);
 }
 
-static uf_status rn_load(uf_model *m, void **state, uf_error *err)
+static uf_status rn_load(uf_weights *m, uf_model_info *info, void **state, uf_error *err)
 {
-    uf_model_info *info = &m->info;
     rn *r = calloc(1, sizeof *r);
     if (!r)
         return uf_err(err, UF_ERR_NOMEM, "out of memory");
@@ -111,10 +111,10 @@ static uf_status rn_load(uf_model *m, void **state, uf_error *err)
         int64_t shp[3] = {outc, info->height / sc, info->width / sc};
         char name[96];
         snprintf(name, sizeof name, "feature_extractor.feature_normalizations.%d.weight", l);
-        if (!(r->ln_w[l] = m->ln_w[l] = uf_model_f32(m, name, 3, shp, err)))
+        if (!(r->ln_w[l] = uf_weights_f32(m, name, 3, shp, err)))
             return err ? err->status : UF_ERR_TENSOR;
         snprintf(name, sizeof name, "feature_extractor.feature_normalizations.%d.bias", l);
-        if (!(r->ln_b[l] = m->ln_b[l] = uf_model_f32(m, name, 3, shp, err)))
+        if (!(r->ln_b[l] = uf_weights_f32(m, name, 3, shp, err)))
             return err ? err->status : UF_ERR_TENSOR;
     }
     return UF_OK;
@@ -216,10 +216,17 @@ static void rn_run(const void *state, const uf_model_info *info, const uf_exec *
             w = ow;
             c = last->cout;
         }
-        /* The raw layer output stays in x for the next layer; the feature is its LayerNorm. */
-        uf_layernorm_chw_ex(ex, x, B, (size_t)c * h * w, ex->raw_features ? NULL : r->ln_w[l],
-                            ex->raw_features ? NULL : r->ln_b[l], 1e-5f, feats[l]);
+        /* The raw layer output stays in x for the next layer; the feature is its LayerNorm
+         * (the affine comes later, see rn_affine). */
+        uf_layernorm_chw_ex(ex, x, B, (size_t)c * h * w, NULL, NULL, 1e-5f, feats[l]);
     }
+}
+
+static void rn_affine(const void *state, int k, const float **weight, const float **bias)
+{
+    const rn *r = state;
+    *weight = k >= 0 && k < 3 ? r->ln_w[k] : NULL;
+    *bias = k >= 0 && k < 3 ? r->ln_b[k] : NULL;
 }
 
 const uf_backbone_ops uf_backbone_resnet = {
@@ -229,4 +236,5 @@ const uf_backbone_ops uf_backbone_resnet = {
     .scratch_floats = rn_scratch_floats,
     .col_floats = rn_col_floats,
     .run = rn_run,
+    .affine = rn_affine,
 };

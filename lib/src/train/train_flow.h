@@ -1,5 +1,5 @@
-/* train.h — internals shared by the trainer (train.c), the flow's training forward and
- * backward passes (train_flow.c) and their convolution kernels (train_conv.c). */
+/* train_flow.h — the trainer's view of the flow (which tensors train, where activations
+ * live) and the per-image forward/backward passes over it (train_flow.c). */
 #ifndef UF_TRAIN_INTERNAL_H
 #define UF_TRAIN_INTERNAL_H
 
@@ -20,6 +20,7 @@ typedef struct tr_tensor {
 /* A block's parameters (offsets into the flat vector) and where its activations live in a
  * thread's activation area. */
 typedef struct tr_block {
+    const uf_flow_block *mb; /* the model's block: shape, permutation (frozen) */
     int C, C1, C2, M, k;
     size_t gs, go, w0, b0, w2, b2;
     const int32_t *perm;     /* frozen, from the model (NULL with a soft permutation) */
@@ -38,6 +39,7 @@ typedef struct tr_stage {
 typedef struct tr_net {
     const uf_model *m;
     int K, S;
+    int max_c;               /* most channels of any block */
     float clamp;
     tr_stage st[UF_MAX_SCALES];
     size_t act_floats;       /* activation area per sample */
@@ -57,14 +59,5 @@ void tr_forward(const tr_net *n, const float *p, const float *xhat, float *act, 
 /* Loss = cz * 0.5*|z|^2 - cl * ljd for this sample; adds its gradient to g. */
 void tr_backward(const tr_net *n, const float *p, const float *xhat, const float *act, float *tmp,
                  float cz, float cl, float *g);
-
-/* Convolutions of the flow subnets: stride 1, padding k/2, k in {1, 3}.
- * y[cout][hw] = W x + b; col holds cin*k*k*hw floats (unused for k = 1). */
-void tr_conv_fwd(int cout, int cin, int k, int h, int w, const float *W, const float *b,
-                 const float *x, float *y, float *col);
-/* gW += gy colᵀ, gb += sum gy, gx = Wᵀ gy folded back (gx may be NULL; accumulate adds to it). */
-void tr_conv_bwd(int cout, int cin, int k, int h, int w, const float *W, const float *x,
-                 const float *gy, float *gW, float *gb, float *gx, int accumulate, float *col,
-                 float *gcol);
 
 #endif

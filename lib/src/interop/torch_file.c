@@ -98,6 +98,16 @@ static uf_status on_persid(void *ud, uf_pk *node, uf_error *err)
 {
     uf_tf *tf = ud;
     const uf_pk *pid = node->u.persid.pid;
+    /* The legacy format records nn.Module classes as ('module', cls, source file, source code)
+     * so that torch.load can warn when the source changed: the class is all that counts here,
+     * and the node becomes that (already rule-checked) global. The source is never looked at. */
+    if (pid && pid->kind == UF_PK_TUPLE && pid->u.seq.n == 4 && uf_pk_is_str(pid->u.seq.v[0], "module") &&
+        pid->u.seq.v[1]->kind == UF_PK_GLOBAL && tf->fmt == UF_TF_LEGACY) {
+        uint32_t seen = node->seen;
+        *node = *pid->u.seq.v[1];
+        node->seen = seen;
+        return UF_OK;
+    }
     if (!pid || pid->kind != UF_PK_TUPLE || pid->u.seq.n < 5 || pid->u.seq.n > 6 ||
         !(uf_pk_is_str(pid->u.seq.v[0], "storage") ||
           (pid->u.seq.v[0]->kind == UF_PK_BYTES && pid->u.seq.v[0]->u.s.n == 7 &&

@@ -1,9 +1,8 @@
-/* pickle.c — the opcode interpreter of the pickle reader (pickle.h): a stack machine over
- * uf_pk nodes. Every operand length is checked against the bytes left before it is read;
- * stack, MARK, memo and node counts are bounded by uf_pk_limits. Calls go through the rules of
- * pickle_policy.c. */
+/* pickle.c — the opcode interpreter of the pickle reader (pickle.h): a stack machine over uf_pk
+ * nodes. Every operand length is checked against the bytes left before it is read; stack, MARK,
+ * memo and node counts are bounded by uf_pk_limits. Calls go through pickle_policy.c's rules. */
 #include "core/internal.h"
-#include "io/pickle_impl.h"
+#include "io/pickle.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,23 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1', OP_DUP = '2', OP_FLOAT = 'F',
-    OP_INT = 'I', OP_BININT = 'J', OP_BININT1 = 'K', OP_LONG = 'L', OP_BININT2 = 'M',
-    OP_NONE = 'N', OP_PERSID = 'P', OP_BINPERSID = 'Q', OP_REDUCE = 'R', OP_STRING = 'S',
-    OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U', OP_UNICODE = 'V', OP_BINUNICODE = 'X',
-    OP_APPEND = 'a', OP_BUILD = 'b', OP_GLOBAL = 'c', OP_DICT = 'd', OP_EMPTY_DICT = '}',
-    OP_APPENDS = 'e', OP_GET = 'g', OP_BINGET = 'h', OP_INST = 'i', OP_LONG_BINGET = 'j',
-    OP_LIST = 'l', OP_EMPTY_LIST = ']', OP_OBJ = 'o', OP_PUT = 'p', OP_BINPUT = 'q',
-    OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')',
-    OP_SETITEMS = 'u', OP_BINFLOAT = 'G', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
-    OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_EXT1 = 0x82, OP_EXT2 = 0x83, OP_EXT4 = 0x84,
-    OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86, OP_TUPLE3 = 0x87, OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89,
-    OP_LONG1 = 0x8a, OP_LONG4 = 0x8b, OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
-    OP_BINBYTES8 = 0x8e, OP_EMPTY_SET = 0x8f, OP_ADDITEMS = 0x90, OP_FROZENSET = 0x91,
-    OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93, OP_MEMOIZE = 0x94, OP_FRAME = 0x95,
-    OP_BYTEARRAY8 = 0x96, OP_NEXT_BUFFER = 0x97, OP_READONLY_BUFFER = 0x98,
-};
 
 #define MAX_LINE 65536
 
@@ -46,80 +28,6 @@ typedef struct {
     uf_error *err;
 } P;
 
-static const char *op_name(int op)
-{
-    switch (op) {
-    case OP_MARK: return "MARK";
-    case OP_STOP: return "STOP";
-    case OP_POP: return "POP";
-    case OP_POP_MARK: return "POP_MARK";
-    case OP_DUP: return "DUP";
-    case OP_FLOAT: return "FLOAT";
-    case OP_INT: return "INT";
-    case OP_BININT: return "BININT";
-    case OP_BININT1: return "BININT1";
-    case OP_LONG: return "LONG";
-    case OP_BININT2: return "BININT2";
-    case OP_NONE: return "NONE";
-    case OP_PERSID: return "PERSID";
-    case OP_BINPERSID: return "BINPERSID";
-    case OP_REDUCE: return "REDUCE";
-    case OP_STRING: return "STRING";
-    case OP_BINSTRING: return "BINSTRING";
-    case OP_SHORT_BINSTRING: return "SHORT_BINSTRING";
-    case OP_UNICODE: return "UNICODE";
-    case OP_BINUNICODE: return "BINUNICODE";
-    case OP_APPEND: return "APPEND";
-    case OP_BUILD: return "BUILD";
-    case OP_GLOBAL: return "GLOBAL";
-    case OP_DICT: return "DICT";
-    case OP_EMPTY_DICT: return "EMPTY_DICT";
-    case OP_APPENDS: return "APPENDS";
-    case OP_GET: return "GET";
-    case OP_BINGET: return "BINGET";
-    case OP_INST: return "INST";
-    case OP_LONG_BINGET: return "LONG_BINGET";
-    case OP_LIST: return "LIST";
-    case OP_EMPTY_LIST: return "EMPTY_LIST";
-    case OP_OBJ: return "OBJ";
-    case OP_PUT: return "PUT";
-    case OP_BINPUT: return "BINPUT";
-    case OP_LONG_BINPUT: return "LONG_BINPUT";
-    case OP_SETITEM: return "SETITEM";
-    case OP_TUPLE: return "TUPLE";
-    case OP_EMPTY_TUPLE: return "EMPTY_TUPLE";
-    case OP_SETITEMS: return "SETITEMS";
-    case OP_BINFLOAT: return "BINFLOAT";
-    case OP_BINBYTES: return "BINBYTES";
-    case OP_SHORT_BINBYTES: return "SHORT_BINBYTES";
-    case OP_PROTO: return "PROTO";
-    case OP_NEWOBJ: return "NEWOBJ";
-    case OP_EXT1: return "EXT1";
-    case OP_EXT2: return "EXT2";
-    case OP_EXT4: return "EXT4";
-    case OP_TUPLE1: return "TUPLE1";
-    case OP_TUPLE2: return "TUPLE2";
-    case OP_TUPLE3: return "TUPLE3";
-    case OP_NEWTRUE: return "NEWTRUE";
-    case OP_NEWFALSE: return "NEWFALSE";
-    case OP_LONG1: return "LONG1";
-    case OP_LONG4: return "LONG4";
-    case OP_SHORT_BINUNICODE: return "SHORT_BINUNICODE";
-    case OP_BINUNICODE8: return "BINUNICODE8";
-    case OP_BINBYTES8: return "BINBYTES8";
-    case OP_EMPTY_SET: return "EMPTY_SET";
-    case OP_ADDITEMS: return "ADDITEMS";
-    case OP_FROZENSET: return "FROZENSET";
-    case OP_NEWOBJ_EX: return "NEWOBJ_EX";
-    case OP_STACK_GLOBAL: return "STACK_GLOBAL";
-    case OP_MEMOIZE: return "MEMOIZE";
-    case OP_FRAME: return "FRAME";
-    case OP_BYTEARRAY8: return "BYTEARRAY8";
-    case OP_NEXT_BUFFER: return "NEXT_BUFFER";
-    case OP_READONLY_BUFFER: return "READONLY_BUFFER";
-    }
-    return NULL;
-}
 
 static uf_status fail(P *p, uf_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static uf_status fail(P *p, uf_status st, const char *fmt, ...)
@@ -129,7 +37,7 @@ static uf_status fail(P *p, uf_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *n = op_name(p->op);
+    const char *n = pk_op_name(p->op);
     return uf_err(p->err, st, "pickle byte %zu (%s): %s", p->base + p->op_pos, n ? n : "?", msg);
 }
 
@@ -137,7 +45,7 @@ static uf_status fail(P *p, uf_status st, const char *fmt, ...)
 static uf_status located(P *p, uf_status s)
 {
     if (s) {
-        const char *n = op_name(p->op);
+        const char *n = pk_op_name(p->op);
         uf_err_prefix(p->err, "pickle byte %zu (%s)", p->base + p->op_pos, n ? n : "?");
     }
     return s;
@@ -155,14 +63,6 @@ static uf_status need(P *p, size_t n)
         return fail(p, UF_ERR_FORMAT, "truncated: needs %zu more bytes, %zu left", n,
                     p->len - p->pos);
     return UF_OK;
-}
-
-static uint64_t le(const uint8_t *b, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
 }
 
 /* The operand line up to '\n' (not included). */
@@ -272,7 +172,7 @@ static uf_status blob(P *p, int nb, uf_pk_kind k)
     uf_status s = need(p, (size_t)nb);
     if (s)
         return s;
-    uint64_t n = le(p->b + p->pos, nb);
+    uint64_t n = pk_le(p->b + p->pos, nb);
     p->pos += (size_t)nb;
     if (n > p->len - p->pos)
         return fail(p, UF_ERR_FORMAT, "truncated: a %llu-byte string, %zu bytes left",
@@ -288,7 +188,7 @@ static uf_status long_bytes(P *p, int nb)
     uf_status s = need(p, (size_t)nb);
     if (s)
         return s;
-    uint64_t n = le(p->b + p->pos, nb);
+    uint64_t n = pk_le(p->b + p->pos, nb);
     p->pos += (size_t)nb;
     if (nb == 4 && (n & 0x80000000u))
         return fail(p, UF_ERR_FORMAT, "negative LONG4 length");
@@ -299,115 +199,34 @@ static uf_status long_bytes(P *p, int nb)
     p->pos += (size_t)n;
     if (n > 8)
         return push_blob(p, UF_PK_BIGINT, b, (size_t)n);
-    uint64_t v = le(b, (int)n);
+    uint64_t v = pk_le(b, (int)n);
     if (n && n < 8 && (b[n - 1] & 0x80))
         v |= ~(uint64_t)0 << (8 * n);
     return push_int(p, (int64_t)v);
 }
 
-static int parse_decimal(const char *s, size_t n, int64_t *out)
-{
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    if (buf[n - 1] == 'L') /* Python 2 longs */
-        buf[n - 1] = 0;
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno || end == buf || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
 
-/* Python 2 STRING operand: a quoted repr with backslash escapes. */
+
+
+
 static uf_status text_string(P *p, const char *s, size_t n)
 {
-    if (n < 2 || (s[0] != '\'' && s[0] != '"') || s[n - 1] != s[0])
-        return fail(p, UF_ERR_FORMAT, "STRING operand is not quoted");
-    char *o = malloc(n);
+    char *o = malloc(n ? n : 1);
     if (!o)
         return oom(p, 0);
-    size_t k = 0;
-    for (size_t i = 1; i + 1 < n; i++) {
-        char c = s[i];
-        if (c != '\\' || i + 2 >= n) {
-            o[k++] = c;
-            continue;
-        }
-        c = s[++i];
-        switch (c) {
-        case 'n': o[k++] = '\n'; break;
-        case 't': o[k++] = '\t'; break;
-        case 'r': o[k++] = '\r'; break;
-        case '0': o[k++] = 0; break;
-        case 'x':
-            if (i + 2 < n - 1) {
-                char hx[3] = {s[i + 1], s[i + 2], 0};
-                o[k++] = (char)strtol(hx, NULL, 16);
-                i += 2;
-            }
-            break;
-        default: o[k++] = c;
-        }
-    }
-    uf_status st = push_blob(p, UF_PK_STR, o, k);
+    long k = pk_unquote(s, n, o);
+    uf_status st = k < 0 ? fail(p, UF_ERR_FORMAT, "STRING operand is not quoted")
+                         : push_blob(p, UF_PK_STR, o, (size_t)k);
     free(o);
     return st;
 }
 
-static size_t utf8_put(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | ((cp >> 18) & 7));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* UNICODE operand: raw-unicode-escape (latin-1 bytes, \uXXXX and \UXXXXXXXX) to UTF-8. */
 static uf_status text_unicode(P *p, const char *s, size_t n)
 {
     char *o = malloc(4 * n + 1);
     if (!o)
         return oom(p, 0);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int w = 0;
-        if (s[i] == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U'))
-            w = s[i + 1] == 'u' ? 4 : 8;
-        if (w && i + 1 + (size_t)w < n + 0) {
-            char hx[9] = {0};
-            memcpy(hx, s + i + 2, (size_t)w);
-            char *end;
-            unsigned long cp = strtoul(hx, &end, 16);
-            if (*end == 0 && cp <= 0x10FFFF) {
-                k += utf8_put(o + k, (uint32_t)cp);
-                i += 1 + (size_t)w;
-                continue;
-            }
-        }
-        k += utf8_put(o + k, (unsigned char)s[i]);
-    }
-    uf_status st = push_blob(p, UF_PK_STR, o, k);
+    uf_status st = push_blob(p, UF_PK_STR, o, pk_unicode_decode(s, n, o));
     free(o);
     return st;
 }
@@ -604,7 +423,7 @@ static uf_status step(P *p, int *done)
     case OP_FRAME: /* a read-ahead hint: the opcodes inside are read as usual */
         if ((st = need(p, 8)))
             return st;
-        if (le(p->b + p->pos, 8) > p->len - p->pos - 8)
+        if (pk_le(p->b + p->pos, 8) > p->len - p->pos - 8)
             return fail(p, UF_ERR_FORMAT, "frame longer than the bytes left");
         p->pos += 8;
         return UF_OK;
@@ -644,7 +463,7 @@ static uf_status step(P *p, int *done)
         if ((st = need(p, 4)))
             return st;
         p->pos += 4;
-        return push_int(p, (int32_t)(uint32_t)le(p->b + p->pos - 4, 4));
+        return push_int(p, (int32_t)(uint32_t)pk_le(p->b + p->pos - 4, 4));
     case OP_BININT1:
         if ((st = need(p, 1)))
             return st;
@@ -653,7 +472,7 @@ static uf_status step(P *p, int *done)
         if ((st = need(p, 2)))
             return st;
         p->pos += 2;
-        return push_int(p, (int64_t)le(p->b + p->pos - 2, 2));
+        return push_int(p, (int64_t)pk_le(p->b + p->pos - 2, 2));
     case OP_LONG1: return long_bytes(p, 1);
     case OP_LONG4: return long_bytes(p, 4);
     case OP_INT:
@@ -661,45 +480,29 @@ static uf_status step(P *p, int *done)
         int64_t v;
         if ((st = line(p, &s, &n)))
             return st;
-        if (op == OP_INT && n == 2 && (s[0] == '0') && (s[1] == '0' || s[1] == '1')) {
-            if ((st = push_new(p, UF_PK_BOOL, &a)))
-                return st;
-            a->u.i = s[1] == '1';
-            return UF_OK;
-        }
-        if (parse_decimal(s, n, &v))
+        if (pk_decimal(s, n, &v))
             return fail(p, UF_ERR_FORMAT, "integer operand is not a 64-bit decimal");
+        if (op == OP_INT && n == 2 && s[0] == '0' && v <= 1) /* protocol 0's False / True */
+            return (st = push_new(p, UF_PK_BOOL, &a)) ? st : ((a->u.i = v), UF_OK);
         return push_int(p, v);
     }
     case OP_FLOAT: {
-        char buf[128];
+        double v;
         if ((st = line(p, &s, &n)))
             return st;
-        if (n == 0 || n >= sizeof buf)
-            return fail(p, UF_ERR_FORMAT, "float operand of %zu bytes", n);
-        memcpy(buf, s, n);
-        buf[n] = 0;
-        char *end;
-        double v = strtod(buf, &end);
-        if (*end)
+        if (pk_float_text(s, n, &v))
             return fail(p, UF_ERR_FORMAT, "float operand is not a number");
         if ((st = push_new(p, UF_PK_FLOAT, &a)))
             return st;
         a->u.f = v;
         return UF_OK;
     }
-    case OP_BINFLOAT: {
-        if ((st = need(p, 8)))
+    case OP_BINFLOAT:
+        if ((st = need(p, 8)) || (st = push_new(p, UF_PK_FLOAT, &a)))
             return st;
-        uint64_t bits = 0;
-        for (int i = 0; i < 8; i++) /* big-endian */
-            bits = (bits << 8) | p->b[p->pos + (size_t)i];
+        a->u.f = pk_be_double(p->b + p->pos);
         p->pos += 8;
-        if ((st = push_new(p, UF_PK_FLOAT, &a)))
-            return st;
-        memcpy(&a->u.f, &bits, 8);
         return UF_OK;
-    }
     case OP_SHORT_BINUNICODE: return blob(p, 1, UF_PK_STR);
     case OP_BINUNICODE: return blob(p, 4, UF_PK_STR);
     case OP_BINUNICODE8: return blob(p, 8, UF_PK_STR);
@@ -750,7 +553,7 @@ static uf_status step(P *p, int *done)
         int64_t v;
         if ((st = line(p, &s, &n)))
             return st;
-        if (parse_decimal(s, n, &v) || v < 0)
+        if (pk_decimal(s, n, &v) || v < 0)
             return fail(p, UF_ERR_FORMAT, "PUT operand is not a memo index");
         return memo_put(p, (uint64_t)v);
     }
@@ -762,13 +565,13 @@ static uf_status step(P *p, int *done)
         if ((st = need(p, 4)))
             return st;
         p->pos += 4;
-        return memo_put(p, le(p->b + p->pos - 4, 4));
+        return memo_put(p, pk_le(p->b + p->pos - 4, 4));
     case OP_MEMOIZE: return memo_put(p, p->memo_count);
     case OP_GET: {
         int64_t v;
         if ((st = line(p, &s, &n)))
             return st;
-        if (parse_decimal(s, n, &v) || v < 0)
+        if (pk_decimal(s, n, &v) || v < 0)
             return fail(p, UF_ERR_FORMAT, "GET operand is not a memo index");
         return memo_get(p, (uint64_t)v);
     }
@@ -780,7 +583,7 @@ static uf_status step(P *p, int *done)
         if ((st = need(p, 4)))
             return st;
         p->pos += 4;
-        return memo_get(p, le(p->b + p->pos - 4, 4));
+        return memo_get(p, pk_le(p->b + p->pos - 4, 4));
     case OP_GLOBAL: return global_op(p, 0);
     case OP_STACK_GLOBAL: return global_op(p, 1);
     case OP_REDUCE:

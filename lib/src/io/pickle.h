@@ -168,4 +168,71 @@ int uf_pk_visit(uf_pk_doc *d, uf_pk *p);
 /* A short name of a node kind ("dict", "tuple", ...). */
 const char *uf_pk_kind_name(uf_pk_kind k);
 
+/* ---- internal to lib/src/io/pickle*.c ---------------------------------------------------------
+ * The document arena (pickle_tree.c), the call rules (pickle_policy.c), the opcode set and the
+ * text decoders (pickle_text.c) shared with the interpreter (pickle.c). Not for other modules. */
+
+enum {
+    OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1', OP_DUP = '2', OP_FLOAT = 'F',
+    OP_INT = 'I', OP_BININT = 'J', OP_BININT1 = 'K', OP_LONG = 'L', OP_BININT2 = 'M',
+    OP_NONE = 'N', OP_PERSID = 'P', OP_BINPERSID = 'Q', OP_REDUCE = 'R', OP_STRING = 'S',
+    OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U', OP_UNICODE = 'V', OP_BINUNICODE = 'X',
+    OP_APPEND = 'a', OP_BUILD = 'b', OP_GLOBAL = 'c', OP_DICT = 'd', OP_EMPTY_DICT = '}',
+    OP_APPENDS = 'e', OP_GET = 'g', OP_BINGET = 'h', OP_INST = 'i', OP_LONG_BINGET = 'j',
+    OP_LIST = 'l', OP_EMPTY_LIST = ']', OP_OBJ = 'o', OP_PUT = 'p', OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u', OP_BINFLOAT = 'G', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
+    OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_EXT1 = 0x82, OP_EXT2 = 0x83, OP_EXT4 = 0x84,
+    OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86, OP_TUPLE3 = 0x87, OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a, OP_LONG4 = 0x8b, OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e, OP_EMPTY_SET = 0x8f, OP_ADDITEMS = 0x90, OP_FROZENSET = 0x91,
+    OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93, OP_MEMOIZE = 0x94, OP_FRAME = 0x95,
+    OP_BYTEARRAY8 = 0x96, OP_NEXT_BUFFER = 0x97, OP_READONLY_BUFFER = 0x98,
+};
+
+struct pk_nchunk;
+struct pk_bchunk;
+
+struct uf_pk_doc {
+    uf_pk_opts o;
+    uf_pk_limits lim;
+    struct pk_nchunk *nodes;
+    size_t n_nodes;
+    struct pk_bchunk *bytes;
+    uint32_t gen;
+};
+
+/* A new node of kind k (zeroed), or NULL when the node limit is reached or memory runs out
+ * (*limit tells which). */
+uf_pk *pk_node(uf_pk_doc *d, uf_pk_kind k, int *limit);
+/* A NUL-terminated copy of n bytes in the arena, or NULL. */
+char *pk_bytes(uf_pk_doc *d, const void *src, size_t n);
+/* Append an item to a sequence node; -1 when memory runs out. */
+int pk_seq_push(uf_pk *seq, uf_pk *item);
+
+/* What a call fn(*args) becomes under the rules of pickle.h. On success *out is the result;
+ * on refusal returns UF_ERR_FORMAT with a message (no position: the caller prefixes it). */
+uf_status pk_call(uf_pk_doc *d, uf_pk *fn, uf_pk *args, uf_pk **out, uf_error *err);
+/* NEWOBJ / NEWOBJ_EX of cls(*args, **kwargs) (kwargs may be NULL). */
+uf_status pk_newobj(uf_pk_doc *d, uf_pk *cls, uf_pk *args, uf_pk *kwargs, uf_pk **out,
+                    uf_error *err);
+/* A global node for module.name after the rule-1 check. */
+uf_status pk_global(uf_pk_doc *d, const char *module, size_t ml, const char *name, size_t nl,
+                    uf_pk **out, uf_error *err);
+
+/* The opcode's name ("BINPUT", ...), or NULL for an unknown byte. */
+const char *pk_op_name(int op);
+/* A protocol-0 decimal (INT / LONG / GET / PUT operands; a trailing 'L' allowed): 0 or -1. */
+int pk_decimal(const char *s, size_t n, int64_t *out);
+/* A quoted Python 2 STRING operand into o (n bytes available): its length, or -1 unquoted. */
+long pk_unquote(const char *s, size_t n, char *o);
+/* A raw-unicode-escape UNICODE operand as UTF-8 into o (4 n + 1 bytes available): its length. */
+size_t pk_unicode_decode(const char *s, size_t n, char *o);
+/* A protocol-0 FLOAT operand (repr text): 0 or -1. */
+int pk_float_text(const char *s, size_t n, double *out);
+/* BINFLOAT's big-endian IEEE double. */
+double pk_be_double(const uint8_t *b);
+/* An n-byte little-endian unsigned integer (n <= 8). */
+uint64_t pk_le(const uint8_t *b, int n);
+
 #endif

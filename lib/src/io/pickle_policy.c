@@ -2,7 +2,7 @@
  * (the rules in pickle.h). Nothing here imports or calls anything: a call is either turned
  * into data (a container, an inert object, a recorded call for the caller) or refused. */
 #include "core/internal.h"
-#include "io/pickle_impl.h"
+#include "io/pickle.h"
 
 #include <stdio.h>
 #include <stdlib.h>

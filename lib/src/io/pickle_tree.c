@@ -2,7 +2,7 @@
  * (pickle.h). Nodes live in fixed chunks and are freed all at once, so a tree with shared
  * nodes or cycles needs no reference counting and no recursive free. */
 #include "core/internal.h"
-#include "io/pickle_impl.h"
+#include "io/pickle.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -180,6 +180,8 @@ static void test_lengths_and_memo(void **state)
     refused(P("\x80\x02Nr\xff\xff\xff\xff."), UF_ERR_LIMIT, "memo");
     refused(P("\x80\x02" "0."), UF_ERR_FORMAT, "POP");
     refused(P("\x80\x02" "e."), UF_ERR_FORMAT, "MARK");
+    /* fuzz_ckpt: MARK then APPENDS before anything was pushed (UBSan: NULL + 0 in pop_mark) */
+    refused(P("\x80\x02" "(e."), UF_ERR_FORMAT, "APPENDS");
 }
 
 static void test_limits(void **state)

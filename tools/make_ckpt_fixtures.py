@@ -219,6 +219,27 @@ def cmd_hostile(a):
     # a float64 and a float16 state_dict, a complex one (unsupported dtype)
     put("f16.pt", collections.OrderedDict(w=torch.arange(6, dtype=torch.float16)))
     put("complex.pt", collections.OrderedDict(w=torch.zeros(3, dtype=torch.complex64)))
+    # tiny U-Flow-shaped checkpoints (a few tensors of the right names, not a loadable model):
+    # seeds for fuzz/fuzz_ckpt, which stops before the model validation
+    mini = collections.OrderedDict()
+    mini["model.feature_extractor.feature_normalizations.0.weight"] = torch.ones(4, 2, 3)
+    mini["model.flow.module_list.0.global_scale"] = torch.ones(1, 4, 1, 1)
+    mini["model.flow.module_list.0.subnet.0.weight"] = torch.zeros(3, 2, 3, 3)
+    mini["model.flow.module_list.0.w_perm"] = torch.eye(4).reshape(4, 4, 1, 1)
+    mini["model.feature_extractor.feature_extractor.bn1.num_batches_tracked"] = torch.tensor(0)
+    mini["post_processor._image_threshold"] = torch.tensor(1.5)
+    mini["post_processor.image_min"] = torch.tensor(float("nan"))
+    ns = argparse.Namespace(input_size="8x12", flow_steps=1, clamp=1.5, ratio=0.75,
+                            permute_soft=False)
+    hp = hparams(ns)
+    hp["pre_processor"] = PreProcessor(transform(ns))
+    put("mini2x.ckpt", {"state_dict": mini, "hyper_parameters": hp,
+                        "pytorch-lightning_version": "2.4.0", "epoch": 1, "global_step": 2})
+    mini1 = collections.OrderedDict((k, v) for k, v in mini.items() if k.startswith("model."))
+    mini1["image_threshold.value"] = torch.tensor(2.0)
+    mini1["normalization_metrics.pred_scores.min"] = torch.tensor(-1.0)
+    put("mini1x_legacy.ckpt", {"state_dict": mini1, "hyper_parameters": hparams(ns),
+                               "transform": transform(ns)}, legacy=True)
     for n in sorted(os.listdir(d)):
         print("%-20s %6d bytes" % (n, os.path.getsize(os.path.join(d, n))))
 

@@ -181,9 +181,21 @@ int uf_ckpt_postproc(uf_tf *tf, const uf_pk *sd, int v1, json_t *config, const u
                                       "normalization_metrics.pred_scores.max",
                                       "normalization_metrics.anomaly_maps.min",
                                       "normalization_metrics.anomaly_maps.max"};
+    /* older spellings: anomalib 2.0 pre-releases kept the metrics themselves (F1AdaptiveThreshold
+     * "value", MinMax "min"/"max" states); anomalib 0.x had one MinMax for scores and maps */
+    static const char *const k2b[6] = {"post_processor._image_threshold.value",
+                                       "post_processor._pixel_threshold.value",
+                                       "post_processor._image_normalization_stats.min",
+                                       "post_processor._image_normalization_stats.max",
+                                       "post_processor._pixel_normalization_stats.min",
+                                       "post_processor._pixel_normalization_stats.max"};
+    static const char *const k1b[6] = {"image_threshold.value", "pixel_threshold.value",
+                                       "normalization_metrics.min", "normalization_metrics.max",
+                                       "normalization_metrics.min", "normalization_metrics.max"};
     int n = 0;
     for (int i = 0; i < 6; i++) {
-        double v = scalar(tf, sd, v1 ? k1[i] : k2[i], o);
+        const char *key = v1 ? k1[i] : k2[i], *alt = v1 ? k1b[i] : k2b[i];
+        double v = scalar(tf, sd, uf_pk_dict_get(sd, key) || !uf_pk_dict_get(sd, alt) ? key : alt, o);
         if (!isnan(v) && json_object_set_new(config, cfg[i], json_real(v)) == 0)
             n++;
     }

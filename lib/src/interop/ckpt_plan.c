@@ -77,6 +77,12 @@ static uf_status collect(uf_tf *tf, const uf_pk *sd, const char *prefix, uf_ckpt
             uf_err_prefix(err, "tensor '%s'", k);
             return s;
         }
+        /* more elements than its storage holds: an overlapping view (stride 0, ...), never
+         * a parameter; refused before it can make the copy arbitrarily large */
+        if (t.numel > t.nbytes / t.elsize)
+            return uf_err(err, UF_ERR_UNSUPPORTED, "tensor '%s' is an overlapping view of %llu "
+                                                   "elements into a storage of %llu", k,
+                          (unsigned long long)t.numel, (unsigned long long)(t.nbytes / t.elsize));
         if (t.dtype != UF_DT_F32 && t.dtype != UF_DT_F16 && t.dtype != UF_DT_BF16 &&
             t.dtype != UF_DT_F64 && !(t.dtype == UF_DT_I64 && strstr(k, "num_batches_tracked")))
             return uf_err(err, UF_ERR_UNSUPPORTED,

@@ -59,10 +59,9 @@ static uf_status oom(P *p, int lim)
 
 static uf_status need(P *p, size_t n)
 {
-    if (p->len - p->pos < n)
-        return fail(p, UF_ERR_FORMAT, "truncated: needs %zu more bytes, %zu left", n,
-                    p->len - p->pos);
-    return UF_OK;
+    return p->len - p->pos < n ? fail(p, UF_ERR_FORMAT, "truncated: needs %zu more bytes, %zu left",
+                                      n, p->len - p->pos)
+                               : UF_OK;
 }
 
 /* The operand line up to '\n' (not included). */
@@ -85,9 +84,7 @@ static uf_status push(P *p, uf_pk *v)
     if (p->sp == p->scap) {
         if (p->scap >= p->d->lim.max_stack)
             return fail(p, UF_ERR_LIMIT, "stack deeper than %zu entries (limit)", p->d->lim.max_stack);
-        size_t cap = p->scap ? 2 * p->scap : 64;
-        if (cap > p->d->lim.max_stack)
-            cap = p->d->lim.max_stack;
+        size_t cap = 2 * p->scap < p->d->lim.max_stack ? 2 * p->scap : p->d->lim.max_stack;
         uf_pk **s = realloc(p->stack, cap * sizeof *s);
         if (!s)
             return oom(p, 0);
@@ -382,6 +379,9 @@ uf_status uf_pk_parse(uf_pk_doc *d, const void *buf, size_t len, size_t base_off
     if (used)
         *used = 0;
     P p = {.d = d, .b = buf, .len = buf ? len : 0, .base = base_offset, .err = err, .op = -1};
+    /* allocated up front: pop_mark hands out stack + mark even before anything was pushed */
+    if (!(p.stack = malloc(sizeof *p.stack * (p.scap = d->lim.max_stack < 64 ? d->lim.max_stack : 64))))
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
     uf_status s = UF_OK;
     int done = 0;
     while (!s && !done) {

@@ -43,6 +43,14 @@ static const opt opts[] = {
      "largest image (width x height, read from its header before decoding), then 413 (default 64M = 64 Mi)"},
     {"max-connections", "UFLOWD_MAX_CONNECTIONS", K_INT, F(max_connections), 1, 65536, "N",
      "concurrent connections (default 256)"},
+    {"max-connections-per-ip", "UFLOWD_MAX_CONNECTIONS_PER_IP", K_INT, F(max_connections_per_ip), 0, 65536, "N",
+     "concurrent connections from one client address; 0 = a quarter of --max-connections (default 0)"},
+    {"header-timeout", "UFLOWD_HEADER_TIMEOUT", K_SECONDS, F(header_timeout), 0.1, 3600, "S",
+     "seconds a client has to send its request head, and the longest pause in a body or while "
+     "reading an answer (default 10)"},
+    {"min-body-rate", "UFLOWD_MIN_BODY_RATE", K_BYTES, F(min_body_rate), 0, 1073741824.0, "BYTES",
+     "bytes per second a body must average once --header-timeout has passed, else the connection "
+     "is closed; 0 = no floor (default 16K)"},
     {"api-key-file", "UFLOWD_API_KEY_FILE", K_STR, F(api_key_file), 0, 0, "FILE",
      "require 'Authorization: Bearer KEY' or 'X-API-Key: KEY', one accepted key per line"},
     {"public-health", "UFLOWD_PUBLIC_HEALTH", K_FLAG, F(public_health), 0, 0, NULL,
@@ -199,6 +207,8 @@ static void defaults(ufd_config *c)
     c->max_body = UINT64_C(32) << 20;
     c->max_pixels = UINT64_C(64) << 20;
     c->max_connections = 256;
+    c->header_timeout = 10;
+    c->min_body_rate = UINT64_C(16) << 10;
     c->log_format = UFD_LOG_TEXT;
     c->drain_timeout = 20;
 }

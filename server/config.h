@@ -28,6 +28,9 @@ typedef struct ufd_config {
     uint64_t max_body;           /* bytes, then 413 */
     uint64_t max_pixels;         /* decoded pixels an image header may declare, then 413 */
     int max_connections;         /* concurrent connections (memory bound: x max_body) */
+    int max_connections_per_ip;  /* from one client address; 0 = a quarter of max_connections */
+    double header_timeout;       /* seconds for a request head; also the longest pause in a body */
+    uint64_t min_body_rate;      /* bytes/s a body must average after header_timeout */
     char *api_key_file;          /* one key per line; NULL = no auth */
     int public_health;           /* health/readiness/metrics without a key */
     ufd_log_format log_format;

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "json_out.h"
+#include "reply.h"
 #include "metrics.h"
 #include "uflow.h"
 
@@ -43,12 +43,13 @@ void ufd_h_readyz(ufd_req *r)
 void ufd_h_metrics(ufd_req *r)
 {
     ufd_server *srv = r->srv;
-    ufd_metrics_gauges g = {.inflight = atomic_load(&srv->inflight), .ready = ufd_server_state(srv) == UFD_READY};
+    ufd_metrics_gauges g = {.inflight = atomic_load(&srv->inflight), .ready = ufd_server_state(srv) == UFD_READY,
+                            .conns_head = atomic_load(&srv->conns_head), .conns_open = atomic_load(&srv->conns_open)};
     ufd_models *ms = NULL;
     if (ufd_server_serving(srv)) {
         ms = ufd_server_models(srv);
-        g.queue_depth = ufd_pool_queued(srv->pool);
-        g.workers_busy = ufd_pool_busy(srv->pool);
+        g.queue_depth = ufd_queue_depth(srv->queue);
+        g.workers_busy = ufd_queue_busy(srv->queue);
         g.workers = ufd_pool_workers(srv->pool);
     }
     size_t len = 0;

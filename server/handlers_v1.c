@@ -4,14 +4,17 @@
 
 #include <stdio.h>
 
-#include "json_out.h"
+#include "job.h"
 #include "metrics.h"
 #include "predict.h"
 #include "reload.h"
+#include "reply.h"
 
 void ufd_h_v1_models(ufd_req *r) { ufd_reply_json(r, 200, ufd_models_describe(r->models)); }
 
 void ufd_h_v1_model(ufd_req *r) { ufd_reply_json(r, 200, ufd_model_describe(&r->models->v[r->model])); }
+
+static void start_reload(ufd_req *r) { ufd_reloader_request(r->srv->reloader, r); }
 
 /* Answered by the reloader thread once a reload that started after this request is done. */
 void ufd_h_v1_reload(ufd_req *r)
@@ -22,8 +25,7 @@ void ufd_h_v1_reload(ufd_req *r)
         ufd_reply_error(r, UFD_E_UNAVAILABLE, "models are %s", ufd_server_serving(r->srv) ? "draining" : "loading");
         return;
     }
-    ufd_http_suspend(r); /* first: the reloader may answer before this returns */
-    ufd_reloader_request(r->srv->reloader, r);
+    ufd_req_defer(r, start_reload);
 }
 
 /* Options from the query string, then multipart fields (a JSON body's options are applied
@@ -37,7 +39,7 @@ static int read_options(ufd_req *r)
             ufd_reply_error(r, UFD_E_BAD_REQUEST, "%s", msg);
             return -1;
         }
-        if (r->form_opt[i][0] &&
+        if ((r->form_opt_seen & (1u << i)) &&
             ufd_predict_opt_set(&r->opts, ufd_predict_opt_names[i], r->form_opt[i], msg, sizeof msg) < 0) {
             ufd_reply_error(r, UFD_E_BAD_REQUEST, "%s", msg);
             return -1;
@@ -58,7 +60,5 @@ void ufd_h_v1_predict(ufd_req *r)
         ufd_reply_error(r, r->body_kind == UFD_BODY_JSON ? UFD_E_BAD_JSON : UFD_E_BAD_IMAGE, "empty body");
         return;
     }
-    r->job.run = ufd_predict_run;
-    r->job.drop = ufd_http_drop;
-    ufd_http_submit(r);
+    ufd_job_submit(r, ufd_predict_work);
 }

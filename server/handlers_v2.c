@@ -3,7 +3,8 @@
 #include "handlers.h"
 
 #include "infer_v2.h"
-#include "json_out.h"
+#include "job.h"
+#include "reply.h"
 #include "uflow.h"
 
 void ufd_h_v2_server(ufd_req *r)
@@ -43,7 +44,5 @@ void ufd_h_v2_infer(ufd_req *r)
         ufd_reply_error(r, UFD_E_BAD_JSON, "empty body");
         return;
     }
-    r->job.run = ufd_infer_v2_run;
-    r->job.drop = ufd_http_drop;
-    ufd_http_submit(r);
+    ufd_job_submit(r, ufd_infer_v2_work);
 }

@@ -1,7 +1,7 @@
 /* http.h — the HTTP front: libmicrohttpd with its own I/O thread pool (epoll, or poll where
- * epoll is unavailable), one ufd_req per request, suspend/resume around inference jobs so
- * I/O threads never wait for a worker. Routing and early rejections (404/405/401/413/415,
- * not ready) happen here; the endpoint handlers do the rest. */
+ * epoll is unavailable). It turns libmicrohttpd's callbacks into the request life cycle of
+ * dispatch.h (head -> body -> end), suspends a connection while its answer is deferred
+ * (so I/O threads never wait for a worker) and sends the answer set on the request. */
 #ifndef UFD_HTTP_H
 #define UFD_HTTP_H
 

@@ -24,7 +24,8 @@
 #include "reload.h"
 #include "server.h"
 #include "util.h"
-#include "workers.h"
+#include "queue.h"
+#include "worker.h"
 
 /* libvips reports what it could not decode as GLib warnings on stderr; the same text is
  * in the error answer and the request log line, so the duplicates are dropped here. */
@@ -57,22 +58,22 @@ static int write_port_file(const char *path, int port)
 static void drain(ufd_server *srv, ufd_http *http)
 {
     const ufd_config *cfg = srv->cfg;
-    atomic_store_explicit(&srv->state, UFD_DRAINING, memory_order_release);
+    ufd_server_set_state(srv, UFD_DRAINING);
     ufd_http_quiesce(http);
     ufd_log(UFD_INFO, "draining: %d requests in flight, %d queued, up to %g s", atomic_load(&srv->inflight),
-            ufd_pool_queued(srv->pool), cfg->drain_timeout);
+            ufd_queue_depth(srv->queue), cfg->drain_timeout);
     double deadline = ufd_now() + cfg->drain_timeout;
     while (atomic_load(&srv->inflight) > 0 && ufd_now() < deadline)
         sleep_ms(5);
-    ufd_pool_close(srv->pool);
+    ufd_queue_close(srv->queue);
     if (atomic_load(&srv->inflight) > 0) {
         ufd_log(UFD_WARN, "drain timeout: %d requests still in flight; cancelling %d queued ones",
-                atomic_load(&srv->inflight), ufd_pool_queued(srv->pool));
-        ufd_pool_cancel_queued(srv->pool);
+                atomic_load(&srv->inflight), ufd_queue_depth(srv->queue));
+        ufd_queue_cancel_queued(srv->queue);
     }
     /* MHD must not be stopped while a connection is suspended: wait for running jobs (an
      * inference cannot be interrupted) */
-    while (ufd_pool_busy(srv->pool) > 0 || ufd_pool_queued(srv->pool) > 0)
+    while (ufd_queue_busy(srv->queue) > 0 || ufd_queue_depth(srv->queue) > 0)
         sleep_ms(5);
     /* give I/O threads a moment to send the answers of just-resumed requests */
     for (int i = 0; i < 200 && atomic_load(&srv->inflight) > 0; i++)
@@ -109,10 +110,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread started below */
     signal(SIGPIPE, SIG_IGN);
 
-    ufd_server srv = {.cfg = &cfg, .t_start = ufd_now()};
-    pthread_mutex_init(&srv.models_mu, NULL);
-    atomic_init(&srv.state, UFD_LOADING);
-    atomic_init(&srv.inflight, 0);
+    ufd_server srv;
+    ufd_server_init(&srv, &cfg);
     char err[512];
     int rc = 1, port = 0;
     ufd_models *ms = NULL;
@@ -140,12 +139,13 @@ int main(int argc, char **argv)
         goto out;
     int n_models = ms->n;
     ufd_server_set_models(&srv, ms);
-    if (!(srv.pool = ufd_pool_create(cfg.workers, cfg.queue_size, cfg.request_timeout, err, sizeof err)) ||
+    if (!(srv.queue = ufd_queue_create(cfg.queue_size, cfg.request_timeout, err, sizeof err)) ||
+        !(srv.pool = ufd_pool_create(srv.queue, cfg.workers, err, sizeof err)) ||
         !(srv.reloader = ufd_reloader_start(&srv, err, sizeof err))) {
         ufd_log(UFD_ERROR, "cannot start the workers: %s", err);
         goto out;
     }
-    atomic_store_explicit(&srv.state, UFD_READY, memory_order_release);
+    ufd_server_set_state(&srv, UFD_READY);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     ufd_log(UFD_INFO, "ready: %d models, %d workers x %d threads, queue %d, %s auth", n_models, cfg.workers,
             cfg.threads_per_worker, cfg.queue_size, srv.auth ? "API key" : "no");
@@ -173,10 +173,9 @@ out:
         sleep_ms(5);
     ufd_http_stop(http);
     ufd_pool_destroy(srv.pool);
+    ufd_queue_destroy(srv.queue);
     ufd_metrics_free();
-    ufd_server_set_models(&srv, NULL);
-    pthread_mutex_destroy(&srv.models_mu);
-    ufd_auth_free(srv.auth);
+    ufd_server_destroy(&srv);
     if (rc == 0)
         ufd_log(UFD_INFO, "stopped after %.1f s", ufd_now() - srv.t_start);
     ufd_config_free(&cfg);

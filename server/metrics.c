@@ -44,8 +44,9 @@ static mname *names;
 static int n_names, cap_names;
 static unsigned long long rejected[UFD_REJECT_COUNT], errors[UFD_E_COUNT], load_failures, reloads[2];
 
-static const char *reject_name[UFD_REJECT_COUNT] = {"queue_full", "draining", "not_ready", "timeout",
-                                                    "body_too_large"};
+static const char *reject_name[UFD_REJECT_COUNT] = {"queue_full",     "draining",    "not_ready",   "timeout",
+                                                    "body_too_large", "header_timeout", "evicted", "connections",
+                                                    "per_ip",         "slow_body"};
 
 static void observe(hist *h, double v)
 {
@@ -253,7 +254,10 @@ char *ufd_metrics_render(const ufd_metrics_gauges *g, const ufd_models *models, 
     g_string_append_printf(s, "uflowd_workers_busy %d\n", g->workers_busy);
     header(s, "uflowd_inflight_requests", "gauge", "Requests received and not yet answered.");
     g_string_append_printf(s, "uflowd_inflight_requests %d\n", g->inflight);
-    header(s, "uflowd_rejected_total", "counter", "Requests shed without running, by reason.");
+    header(s, "uflowd_connections", "gauge", "Open connections, by phase (head: still sending the request head).");
+    g_string_append_printf(s, "uflowd_connections{phase=\"head\"} %d\n", g->conns_head);
+    g_string_append_printf(s, "uflowd_connections{phase=\"all\"} %d\n", g->conns_open);
+    header(s, "uflowd_rejected_total", "counter", "Requests or connections shed without running, by reason.");
     for (int r = 0; r < UFD_REJECT_COUNT; r++)
         g_string_append_printf(s, "uflowd_rejected_total{reason=\"%s\"} %llu\n", reject_name[r], rejected[r]);
     header(s, "uflowd_errors_total", "counter", "Error answers, by kind (the error code of the body).");

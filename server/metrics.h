@@ -15,6 +15,11 @@ typedef enum ufd_reject {
     UFD_REJECT_NOT_READY,        /* 503 while loading */
     UFD_REJECT_TIMEOUT,          /* 504 */
     UFD_REJECT_BODY_TOO_LARGE,   /* 413 from Content-Length or while reading */
+    UFD_REJECT_HEADER_TIMEOUT,   /* 408: head not complete within --header-timeout */
+    UFD_REJECT_EVICTED,          /* 408: slow head closed to keep the connection reserve free */
+    UFD_REJECT_CONNECTIONS,      /* 503: --max-connections reached */
+    UFD_REJECT_PER_IP,           /* 503: --max-connections-per-ip reached */
+    UFD_REJECT_SLOW_BODY,        /* connection closed: body below --min-body-rate */
     UFD_REJECT_COUNT
 } ufd_reject;
 
@@ -35,6 +40,7 @@ void ufd_metrics_error(ufd_err e);
 /* Values sampled when /metrics is scraped. */
 typedef struct ufd_metrics_gauges {
     int queue_depth, workers_busy, workers, inflight, ready;
+    int conns_head, conns_open;  /* connections sending their head; all open ones */
 } ufd_metrics_gauges;
 
 /* The exposition text (malloc'd, *len bytes); ms: the current registry (NULL while loading). */

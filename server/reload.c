@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "json_out.h"
+#include "reply.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -19,23 +19,6 @@ struct ufd_reloader {
     int stop;
     ufd_req *waiters;            /* POST requests, each with the ticket it waits for */
 };
-
-ufd_models *ufd_server_models(ufd_server *s)
-{
-    pthread_mutex_lock(&s->models_mu);
-    ufd_models *ms = ufd_models_ref(s->models);
-    pthread_mutex_unlock(&s->models_mu);
-    return ms;
-}
-
-void ufd_server_set_models(ufd_server *s, ufd_models *ms)
-{
-    pthread_mutex_lock(&s->models_mu);
-    ufd_models *old = s->models;
-    s->models = ms;
-    pthread_mutex_unlock(&s->models_mu);
-    ufd_models_unref(old); /* outside the lock: the last reference frees models and contexts */
-}
 
 /* One reload; the report as the POST answer. */
 static json_t *reload_once(ufd_server *srv)
@@ -111,7 +94,7 @@ static void answer(ufd_reloader *rl, json_t *report, int all)
             r->retry_after = 1;
             ufd_reply_error(r, UFD_E_UNAVAILABLE, "the server is shutting down");
         }
-        ufd_http_resume(r); /* last use of r here */
+        ufd_req_resume(r); /* last use of r here */
     }
 }
 

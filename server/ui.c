@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "json_out.h"
+#include "reply.h"
 
 /* server/ui/index.html and its CSP, embedded at build time (ui_data.c, server/embed.py --csp). */
 extern const char ufd_ui_html[];

@@ -1,7 +1,7 @@
 """Helpers for the tests that drive a real uflowd from Python (standard library only):
 a small calibrated test model, a daemon on 127.0.0.1 with an ephemeral port, plain HTTP.
 
-Used by tests/examples_check.py, tests/deploy/monitoring_check.py and tests/ui/ui_check.py.
+Used by tests/examples_check.py, tests/monitoring_check.py and tests/ui/ui_check.py.
 Every wait is bounded; the daemon is stopped (SIGTERM, then SIGKILL) when the `with` ends.
 """
 import json

@@ -4,7 +4,7 @@
 usage: openapi_check.py SPEC RECORDS
 
 RECORDS holds one JSON object per line, {"method", "path", "status", "content_type", "body"}
-(tests/server_harness.c writes them while test_server runs). Each answer must be documented:
+(tests/server_harness.c writes them while the test_server_* programs run). Each answer must be documented:
 its path and method (a wrong method must be a documented-shape 405; an unknown path a 404
 error), its status code, its media type; JSON bodies must validate against the schema
 (JSON Schema 2020-12, which OpenAPI 3.1 uses), with every $ref resolved inside SPEC.

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -360,3 +364,69 @@ void expect_error(resp *r, long status, const char *code)
     json_decref(o);
 }
 
+
+long raw_http(int port, const char *src_ip, const void *req, size_t len, int half_close, double timeout, char *out,
+              size_t n, double *closed_after)
+{
+    out[0] = '\0';
+    if (closed_after)
+        *closed_after = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (src_ip) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        inet_pton(AF_INET, src_ip, &b.sin_addr);
+        if (bind(fd, (struct sockaddr *)&b, sizeof b) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    double t0 = now_s();
+    const char *p = req;
+    size_t sent = 0, got = 0;
+    while (sent < len) {
+        ssize_t w = send(fd, p + sent, len - sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the server may answer and close before reading everything */
+        sent += (size_t)w;
+    }
+    if (half_close)
+        shutdown(fd, SHUT_WR);
+    for (;;) {
+        double left = timeout - (now_s() - t0);
+        if (left <= 0)
+            break;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+            break;
+        char buf[16384];
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0) {
+            if (closed_after)
+                *closed_after = now_s() - t0;
+            break;
+        }
+        size_t k = (size_t)r < n - 1 - got ? (size_t)r : n - 1 - got;
+        memcpy(out + got, buf, k);
+        got += k;
+        out[got] = '\0';
+    }
+    close(fd);
+    long status = 0;
+    if (!strncmp(out, "HTTP/1.", 7) && strlen(out) > 12)
+        status = strtol(out + 9, NULL, 10);
+    return status;
+}
+
+const char *raw_body(const char *answer)
+{
+    const char *b = strstr(answer, "\r\n\r\n");
+    return b ? b + 4 : NULL;
+}

@@ -78,6 +78,16 @@ double wait_metric(int port, const char *series, double want);
  * JSON line {"method", "path", "status", "content_type", "body"} for tests/openapi_check.py. */
 extern const char *record_path;
 
+/* Raw HTTP over a plain socket from 127.0.0.1 (or src_ip): send req (len bytes), optionally
+ * shut down the sending side (as `nc -N` does), and read the answer until the server closes
+ * or timeout seconds pass. The answer (NUL-terminated, cut to n) goes to out; returns its
+ * status code, 0 when none arrived, -1 when the connection failed. *closed_after (if not
+ * NULL) receives the seconds until the server closed, or -1 when it did not. */
+long raw_http(int port, const char *src_ip, const void *req, size_t len, int half_close, double timeout, char *out,
+              size_t n, double *closed_after);
+/* The body of a raw answer (after the blank line), or NULL. */
+const char *raw_body(const char *answer);
+
 /* Error answers: the v1 shape {"error": {"code", "message"}, "request_id"}. */
 void expect_error(resp *r, long status, const char *code);
 

@@ -1,6 +1,7 @@
 /* import.c — uf_import_checkpoint / uf_import_buffer (uflow_interop.h): map the file, plan
  * (ckpt_plan.c), copy the planned tensors into a safetensors writer, validate, rename. */
 #include "core/internal.h"
+#include "core/sha256.h"
 #include "interop/ckpt.h"
 
 #include <errno.h>
@@ -59,13 +60,11 @@ static uf_status fill_writer(const uf_ckpt_plan *p, uf_st_writer *w, uf_error *e
 static uf_status analyse(const void *buf, size_t len, const char *src_name, const uf_import_opts *o,
                          uf_tf **tf, uf_ckpt_plan *plan, uf_error *err)
 {
-    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, len);
-    if (!hex)
-        return uf_err(err, UF_ERR_NOMEM, "out of memory");
+    char hex[65];
+    uf_sha256_hex(buf, len, hex);
     uf_status s = uf_tf_open(buf, len, NULL, tf, err);
     if (s == UF_OK)
         s = uf_ckpt_plan_build(*tf, o, src_name, hex, plan, err);
-    g_free(hex);
     return s;
 }
 

@@ -233,7 +233,24 @@ static uf_status hyper(const uf_pk *hp, const uf_ckpt_plan *p, const uf_import_o
     return UF_OK;
 }
 
-/* Input size: the option, the pre-processor, the feature LayerNorm shapes (ResNets), 448. */
+/* hyper_parameters["input_size"]: N, [H, W] or (H, W). */
+static int hp_size(const uf_pk *v, int *h, int *w)
+{
+    int64_t a, b;
+    if (v && v->kind == UF_PK_INT && uf_pk_int(v, &a))
+        b = a;
+    else if (!v || (v->kind != UF_PK_LIST && v->kind != UF_PK_TUPLE) || v->u.seq.n != 2 ||
+             !uf_pk_int(v->u.seq.v[0], &a) || !uf_pk_int(v->u.seq.v[1], &b))
+        return 0;
+    if (a <= 0 || b <= 0 || a > 4096 || b > 4096)
+        return 0;
+    *h = (int)a;
+    *w = (int)b;
+    return 1;
+}
+
+/* Input size: the option, the pre-processor, hyper_parameters (0.x), the feature LayerNorm
+ * shapes (ResNets), 448. */
 static uf_status input_size(uf_tf *tf, const uf_pk *root, const uf_pk *hp, const uf_ckpt_plan *p,
                             const uf_import_opts *o, json_t *cfg, json_t *prov, uf_error *err)
 {
@@ -261,6 +278,8 @@ static uf_status input_size(uf_tf *tf, const uf_pk *root, const uf_pk *hp, const
         h = x.h;
         w = x.w;
         from = x.where;
+    } else if (hp_size(uf_pk_dict_get(hp, "input_size"), &h, &w)) { /* anomalib 0.x */
+        from = "hyper_parameters input_size";
     } else if (lh) {
         h = lh;
         w = lw;

@@ -155,8 +155,13 @@ uf_status uf_import_checkpoint(const char *in_path, const char *out_path,
         uf_model *m = NULL;
         s = uf_model_load(tmp, &m, err);
         uf_model_free(m);
-        if (s != UF_OK)
+        if (s != UF_OK) {
+            /* the message starts with the temporary file's name, which means nothing to the user */
+            size_t tl = strlen(tmp);
+            if (err && strncmp(err->msg, tmp, tl) == 0 && err->msg[tl] == ':' && err->msg[tl + 1] == ' ')
+                memmove(err->msg, err->msg + tl + 2, strlen(err->msg + tl + 2) + 1);
             uf_err_prefix(err, "the imported model does not load");
+        }
         else if (rename(tmp, out_path) != 0)
             s = uf_err(err, UF_ERR_IO, "%s: %s", out_path, strerror(errno));
         if (s != UF_OK)

@@ -201,6 +201,18 @@ def check_import(uflow, tmp, ref_t, ref_model):
             compare_outputs(uflow, ms, uflow_ref.UflowRef(ref_t, dict(config_of(ms))), tmp,
                             "state_dict import (clamp 2.0)")
 
+    # a soft-permutation model without hyper-parameters: permute_soft inferred from w_perm
+    sds = os.path.join(tmp, "soft.pt")
+    mk.cmd_state_dict(fixture_args(sds, permute_soft=True, seed=9))
+    msoft = os.path.join(tmp, "soft.safetensors")
+    r = run([uflow, "import", sds, "--out", msoft])
+    if check(r.returncode == 0, "soft state_dict import: %s" % r.stderr.strip()):
+        c = config_of(msoft)
+        check(c.get("permute_soft") is True and "permute_soft true (inferred" in r.stderr,
+              "permute_soft inferred: %r / %r" % (c.get("permute_soft"), r.stderr))
+        st, _ = uflow_ref.make_model_tensors(mk.cfg_of(fixture_args(None, permute_soft=True)), 9)
+        compare_outputs(uflow, msoft, uflow_ref.UflowRef(st, dict(c)), tmp, "soft state_dict")
+
     # --input-size against the LayerNorm shapes; an existing --out stays untouched
     keep = os.path.join(tmp, "keep.safetensors")
     open(keep, "wb").write(b"old")

@@ -1,7 +1,8 @@
 /* test_zip.c — the stored-entry zip reader (lib/src/io/zip.c) on archives built byte by byte:
  * a valid archive read back, and refusals with a message: compressed and encrypted entries,
  * CRC mismatch, directory and local-header offsets out of bounds or pointing elsewhere, data
- * running into the directory, duplicate and empty names, entry-count lies; every prefix and
+ * running into the directory, duplicate and empty names, entry-count lies; ZIP64 records (read,
+ * and a misplaced locator refused); every prefix and
  * every one-byte corruption of a valid archive is handled without a crash. */
 #include "util.h"
 
@@ -44,6 +45,8 @@ typedef struct {
     int64_t cd_delta, local_delta, size_delta;
     int count_delta;
     const char *local_name; /* name in the first local header, if different */
+    int zip64;              /* sizes, offsets and counts in ZIP64 records, as torch writes > 4 GiB */
+    int64_t loc64_delta;    /* +delta on the ZIP64 locator's offset */
 } breakage;
 
 static size_t build(buf *o, const ent *e, size_t n, const breakage *bk)
@@ -82,18 +85,58 @@ static size_t build(buf *o, const ent *e, size_t n, const breakage *bk)
         put16(o, e[i].method);
         put32(o, 0);
         put32(o, crc);
-        put32(o, (uint32_t)(len + (i == 0 ? bk->size_delta : 0)));
-        put32(o, (uint32_t)(len + (i == 0 ? bk->size_delta : 0)));
+        put32(o, bk->zip64 ? 0xFFFFFFFFu : (uint32_t)(len + (i == 0 ? bk->size_delta : 0)));
+        put32(o, bk->zip64 ? 0xFFFFFFFFu : (uint32_t)(len + (i == 0 ? bk->size_delta : 0)));
         put16(o, (uint32_t)strlen(e[i].name));
-        put16(o, 0);
+        put16(o, bk->zip64 ? 28 : 0);
         put16(o, 0);
         put16(o, 0);
         put16(o, 0);
         put32(o, 0);
-        put32(o, (uint32_t)(off[i] + (i == 0 ? bk->local_delta : 0)));
+        uint64_t lho = (uint64_t)(off[i] + (i == 0 ? bk->local_delta : 0));
+        put32(o, bk->zip64 ? 0xFFFFFFFFu : (uint32_t)lho);
         putn(o, e[i].name, strlen(e[i].name));
+        if (bk->zip64) { /* the 32-bit fields say 0xFFFFFFFF: usize, csize, offset follow */
+            uint64_t sz = len + (uint64_t)(i == 0 ? bk->size_delta : 0);
+            put16(o, 1);
+            put16(o, 24);
+            put32(o, (uint32_t)sz);
+            put32(o, (uint32_t)(sz >> 32));
+            put32(o, (uint32_t)sz);
+            put32(o, (uint32_t)(sz >> 32));
+            put32(o, (uint32_t)lho);
+            put32(o, (uint32_t)(lho >> 32));
+        }
     }
     uint32_t cds = (uint32_t)o->n - cd;
+    if (bk->zip64) {
+        uint64_t z64 = o->n, cnt = (uint64_t)((int)n + bk->count_delta), cdo = (uint64_t)(cd + bk->cd_delta);
+        put32(o, 0x06064b50u);
+        put32(o, 44);
+        put32(o, 0);
+        put32(o, 20 | 20u << 16);
+        put32(o, 0);
+        put32(o, 0);
+        const uint64_t v[4] = {cnt, cnt, cds, cdo};
+        for (int k = 0; k < 4; k++) {
+            put32(o, (uint32_t)v[k]);
+            put32(o, (uint32_t)(v[k] >> 32));
+        }
+        put32(o, 0x07064b50u);
+        put32(o, 0);
+        put32(o, (uint32_t)(z64 + (uint64_t)bk->loc64_delta));
+        put32(o, (uint32_t)((z64 + (uint64_t)bk->loc64_delta) >> 32));
+        put32(o, 1);
+        put32(o, 0x06054b50u);
+        put16(o, 0);
+        put16(o, 0);
+        put16(o, 0xFFFF);
+        put16(o, 0xFFFF);
+        put32(o, 0xFFFFFFFFu);
+        put32(o, 0xFFFFFFFFu);
+        put16(o, 0);
+        return o->n;
+    }
     put32(o, 0x06054b50u);
     put16(o, 0);
     put16(o, 0);
@@ -187,11 +230,40 @@ static void test_refused(void **state)
     open_refused(e, 2, NULL, "");
 }
 
-static void test_prefixes_and_flips(void **state)
+static void test_zip64(void **state)
 {
     (void)state;
     buf o;
-    build(&o, good, 2, NULL);
+    build(&o, good, 2, &(breakage){.zip64 = 1});
+    uf_zip *z;
+    uf_error err;
+    assert_int_equal(uf_zip_open(o.b, o.n, &z, &err), UF_OK);
+    assert_int_equal(uf_zip_count(z), 2);
+    const uf_zip_entry *e = uf_zip_find(z, "archive/data/0");
+    const void *d;
+    assert_true(e && e->size == 16 && uf_zip_data(z, e, &d, &err) == UF_OK);
+    assert_memory_equal(d, "0123456789abcdef", 16);
+    uf_zip_close(z);
+    open_refused(good, 2, &(breakage){.zip64 = 1, .loc64_delta = 8}, "ZIP64");
+    open_refused(good, 2, &(breakage){.zip64 = 1, .loc64_delta = 1 << 20}, "ZIP64");
+    open_refused(good, 2, &(breakage){.zip64 = 1, .size_delta = (int64_t)1 << 40}, "");
+    open_refused(good, 2, &(breakage){.zip64 = 1, .cd_delta = (int64_t)1 << 33}, "");
+    open_refused(good, 2, &(breakage){.zip64 = 1, .count_delta = 1}, "");
+}
+
+static void prefixes_and_flips(int zip64);
+
+static void test_prefixes_and_flips(void **state)
+{
+    (void)state;
+    for (int z64 = 0; z64 < 2; z64++)
+        prefixes_and_flips(z64);
+}
+
+static void prefixes_and_flips(int zip64)
+{
+    buf o;
+    build(&o, good, 2, &(breakage){.zip64 = zip64});
     uf_zip *z;
     uf_error err;
     for (size_t n = 0; n < o.n; n++) {
@@ -223,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_zip64),
         cmocka_unit_test(test_prefixes_and_flips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* import.c — uf_import_checkpoint / uf_import_buffer (uflow_interop.h): map the file, plan
- * (ckpt_plan.c), copy the planned tensors into a safetensors writer, validate, rename. */
+ * (ckpt_plan.c), stream the planned tensors into a model file, validate, rename. */
 #include "core/internal.h"
 #include "core/sha256.h"
 #include "interop/ckpt.h"
+#include "io/atomic_file.h"
+#include "io/st.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,19 +44,47 @@ static void *materialise(const uf_tf_tensor *t, uf_dtype *dt, uf_error *err)
     return buf;
 }
 
-static uf_status fill_writer(const uf_ckpt_plan *p, uf_st_writer *w, uf_error *err)
+/* The model file, streamed: the safetensors header (io/st.h, the library's one header writer),
+ * then each tensor converted and written in turn, so that at most one tensor is in memory
+ * beside the mapped checkpoint (an mcait model is 1.6 GB). */
+static uf_status write_model(const uf_ckpt_plan *p, const char *config, const char *path,
+                             uf_error *err)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        uf_dtype dt;
-        void *data = materialise(&p->t[i].t, &dt, err);
-        if (!data)
-            return UF_ERR_NOMEM;
-        uf_status s = uf_st_writer_add(w, p->t[i].name, dt, p->t[i].t.ndim, p->t[i].t.shape, data, err);
-        free(data);
-        if (s != UF_OK)
-            return s;
+    uf_st_entry *e = calloc(p->n ? p->n : 1, sizeof *e);
+    json_t *meta = json_pack("{s:s,s:s}", "config", config, "format", "pt");
+    if (!e || !meta) {
+        free(e);
+        json_decref(meta);
+        return uf_err(err, UF_ERR_NOMEM, "out of memory");
     }
-    return UF_OK;
+    for (size_t i = 0; i < p->n; i++) {
+        const uf_tf_tensor *t = &p->t[i].t;
+        e[i].name = p->t[i].name;
+        e[i].dt = t->dtype == UF_DT_I64 ? UF_DT_I64 : UF_DT_F32;
+        e[i].ndim = t->ndim;
+        e[i].shape = t->shape;
+        e[i].bytes = t->numel * uf_dtype_size(e[i].dt);
+    }
+    uf_afile a;
+    uf_status s = uf_afile_open(&a, path, err);
+    if (s == UF_OK && (s = uf_st_write_header(&a, meta, e, p->n, err)) == UF_OK) {
+        for (size_t i = 0; s == UF_OK && i < p->n; i++) {
+            uf_dtype dt;
+            void *data = materialise(&p->t[i].t, &dt, err);
+            if (!data)
+                s = UF_ERR_NOMEM;
+            else
+                uf_afile_write(&a, data, (size_t)e[i].bytes);
+            free(data);
+        }
+    }
+    if (s == UF_OK)
+        s = uf_afile_commit(&a, 0644, err);
+    else if (a.f)
+        uf_afile_abort(&a);
+    free(e);
+    json_decref(meta);
+    return s;
 }
 
 static uf_status analyse(const void *buf, size_t len, const char *src_name, const uf_import_opts *o,
@@ -132,25 +162,16 @@ uf_status uf_import_checkpoint(const char *in_path, const char *out_path,
     uf_tf *tf = NULL;
     uf_ckpt_plan plan;
     memset(&plan, 0, sizeof plan);
-    uf_st_writer *w = NULL;
     char *cfg = NULL, *tmp = NULL;
     s = analyse(len ? buf : "", len, in_path, o, &tf, &plan, err);
-    if (s == UF_OK && !(w = uf_st_writer_new()))
-        s = uf_err(err, UF_ERR_NOMEM, "out of memory");
-    if (s == UF_OK)
-        s = fill_writer(&plan, w, err);
     if (s == UF_OK && !(cfg = json_dumps(plan.config, JSON_COMPACT | JSON_PRESERVE_ORDER)))
         s = uf_err(err, UF_ERR_NOMEM, "out of memory");
-    if (s == UF_OK)
-        s = uf_st_writer_meta(w, "config", cfg, err);
-    if (s == UF_OK)
-        s = uf_st_writer_meta(w, "format", "pt", err);
     /* The model is checked as a model before it takes out_path's name: a file at out_path is
      * always one that loads. */
     if (s == UF_OK && !(tmp = g_strdup_printf("%s.import-%ld", out_path, (long)getpid())))
         s = uf_err(err, UF_ERR_NOMEM, "out of memory");
     if (s == UF_OK)
-        s = uf_st_writer_save(w, tmp, err);
+        s = write_model(&plan, cfg, tmp, err);
     if (s == UF_OK) {
         uf_model *m = NULL;
         s = uf_model_load(tmp, &m, err);
@@ -158,18 +179,16 @@ uf_status uf_import_checkpoint(const char *in_path, const char *out_path,
         if (s != UF_OK) {
             /* the message starts with the temporary file's name, which means nothing to the user */
             size_t tl = strlen(tmp);
-            if (err && strncmp(err->msg, tmp, tl) == 0 && err->msg[tl] == ':' && err->msg[tl + 1] == ' ')
+            if (err && !strncmp(err->msg, tmp, tl) && err->msg[tl] == ':' && err->msg[tl + 1] == ' ')
                 memmove(err->msg, err->msg + tl + 2, strlen(err->msg + tl + 2) + 1);
             uf_err_prefix(err, "the imported model does not load");
-        }
-        else if (rename(tmp, out_path) != 0)
+        } else if (rename(tmp, out_path) != 0)
             s = uf_err(err, UF_ERR_IO, "%s: %s", out_path, strerror(errno));
         if (s != UF_OK)
             unlink(tmp);
     }
     g_free(tmp);
     free(cfg);
-    uf_st_writer_free(w);
     uf_ckpt_plan_free(&plan);
     uf_tf_close(tf);
     if (len)

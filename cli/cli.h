@@ -16,6 +16,8 @@ int cmd_nfa(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_gendata(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Parse NFA option `name` ("window", "prob-thr", "epsilon") into o; -1 + message if invalid. */
 int cli_nfa_opt(const char *cmd, const char *name, const char *val, uf_nfa_opts *o);

@@ -17,6 +17,8 @@ static const struct {
     {"nfa", cmd_nfa, "the a-contrario NFA map and mask from stored latents"},
     {"train", cmd_train, "train a model on a folder of good images (frozen backbone, cached features)"},
     {"eval", cmd_eval, "metrics (AUROC, AUPRO, F1, NFA IoU) on labelled folders; --calibrate"},
+    {"import", cmd_import, "an anomalib checkpoint / torch state_dict into a model (runs no code from it)"},
+    {"export", cmd_export, "a model as a torch checkpoint anomalib and torch.load(weights_only) read"},
     {"gen-demo", cmd_gendata, "make a demo dataset: good texture crops and synthetic defects with masks"},
 };
 

@@ -270,9 +270,11 @@ static void gate_answered(void *ud, const ufd_head *h, ufd_endpoint ep, ufd_err 
     ufd_metrics_request(NULL, ep, ufd_err_status(e), seconds);
     ufd_metrics_error(e);
     char method[16] = "-", path[200] = "-";
-    if (h && h->method[0]) {
+    if (h && h->method[0])
         snprintf(method, sizeof method, "%s", h->method);
-        snprintf(path, sizeof path, "%.*s", (int)strcspn(h->target, "? "), h->target);
+    if (h && h->target) {
+        size_t pl = strcspn(h->target, "? ");
+        snprintf(path, sizeof path, "%.*s", (int)(pl < h->target_len ? pl : h->target_len), h->target);
     }
     ufd_log_request l = {.request_id = rid, .method = method, .path = path, .status = ufd_err_status(e),
                          .error = ufd_err_code(e), .bytes_out = bytes_out, .queue_ms = -1, .inference_ms = -1,

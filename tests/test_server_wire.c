@@ -5,7 +5,8 @@
  * half-closed clients (every answer still arrives), and slow clients (slowloris): a head
  * must be complete in --header-timeout however it trickles, one client address holds at
  * most --max-connections-per-ip, and slow heads never take the reserve that good clients
- * and probes are served from. Waits are bounded; nothing here measures speed. */
+ * and probes are served from; JSON log lines keep bytes that are not UTF-8. Waits are
+ * bounded; nothing here measures speed. */
 #include "server_fixture.h"
 
 #include <arpa/inet.h>
@@ -227,12 +228,56 @@ static void test_slowloris(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* JSON log lines keep fields that are not UTF-8 (jansson refuses them): escaped, never dropped. */
+static void test_log_not_utf8(void **state)
+{
+    (void)state;
+    char src[1300], odd[1300], args[3000];
+    snprintf(src, sizeof src, "%s/small.safetensors", models_dir);
+    snprintf(odd, sizeof odd, "%s/m\xff\xfe.safetensors", tmpdir);
+    assert_int_equal(link(src, odd), 0);
+    snprintf(args, sizeof args, "--model m=%s --workers 1 --log-format json", odd);
+    uflowd d;
+    daemon_start(&d, "logutf8", args, 1);
+    char out[4096];
+    const char *bad = "GET /v1/models/\xff\xc3( HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_int_equal(raw_http(d.port, NULL, bad, strlen(bad), 0, 5, out, sizeof out, NULL), 400);
+    assert_int_equal(daemon_stop(&d), 0);
+    gchar *text = NULL;
+    assert_true(g_file_get_contents(d.log, &text, NULL, NULL));
+    gchar **lines = g_strsplit(text, "\n", -1);
+    int model_line = 0, path_line = 0;
+    for (gchar **l = lines; *l; l++) {
+        if (!**l)
+            continue;
+        json_error_t je;
+        json_t *j = json_loads(*l, 0, &je);
+        if (!j)
+            fail_msg("log line is not JSON: %s", *l);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        if (!msg)
+            fail_msg("log line without msg: %s", *l);
+        model_line |= strstr(msg, "m\\xff\\xfe.safetensors") != NULL;
+        const char *path = json_string_value(json_object_get(j, "path"));
+        if (!strcmp(msg, "request") && !path)
+            fail_msg("request line without path: %s", *l);
+        path_line |= path && !strcmp(path, "/v1/models/\\xff\\xc3(");
+        json_decref(j);
+    }
+    g_strfreev(lines);
+    g_free(text);
+    unlink(odd);
+    assert_true(model_line);
+    assert_true(path_line);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_slowloris),
+        cmocka_unit_test(test_log_not_utf8),
     };
     return server_main(argc, argv, "server_wire", tests, sizeof tests / sizeof tests[0], 1);
 }

@@ -264,6 +264,49 @@ static void test_command_line(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* --drain-timeout covers running jobs (issue 13.8): a KServe request of 16 images that
+ * holds the only worker for seconds stops between two decodes once the drain timeout has
+ * passed (503), and the daemon exits 0 soon after. */
+static void test_drain_timeout(void **state)
+{
+    (void)state;
+    uflowd d;
+    char args[1500];
+    snprintf(args, sizeof args, "--model golden=%s --workers 1 --drain-timeout 0.5 --request-timeout 120",
+             golden_model);
+    daemon_start(&d, "drain_timeout", args, 1);
+    size_t len;
+    unsigned char *img = input_bytes(1, &len);
+    gchar *b64 = g_base64_encode(img, len);
+    GString *body = g_string_new("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[16],\"data\":[");
+    for (int i = 0; i < 16; i++)
+        g_string_append_printf(body, "%s\"%s\"", i ? "," : "", b64);
+    g_string_append(body, "]}]}");
+    reqopt o = {.ctype = "application/json", .body = body->str, .len = body->len};
+    resp rs[1];
+    drain_state s = {.port = d.port, .target = 1, .pid = d.pid, .t0 = now_s()};
+    concurrent(d.port, "/v2/models/golden/infer", &o, 1, rs, drain_tick, &s);
+    double t_sig = now_s();
+    assert_true(s.sent);
+    if (rs[0].status != 503 || !strstr(rs[0].body, "drain timeout"))
+        fail_msg("a running job after the drain timeout: %ld %s", rs[0].status, rs[0].body ? rs[0].body : "");
+    resp_free(&rs[0]);
+    int st = 0, exited = 0;
+    while (!exited && now_s() - t_sig < 20) {
+        if (waitpid(d.pid, &st, WNOHANG) == d.pid)
+            exited = 1;
+        else
+            sleep_ms(10);
+    }
+    assert_true(exited);
+    d.pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    g_string_free(body, TRUE);
+    g_free(b64);
+    free(img);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +314,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_sigterm_drain),
+        cmocka_unit_test(test_drain_timeout),
         cmocka_unit_test(test_command_line),
     };
     return server_main(argc, argv, "server_ops", tests, sizeof tests / sizeof tests[0], 0);

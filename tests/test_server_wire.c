@@ -225,6 +225,15 @@ static void test_slowloris(void **state)
         close(held[i]);
     }
     assert_true(get_metric(d.port, "uflowd_rejected_total{reason=\"per_ip\"}", NULL) >= 1);
+    /* a flood of refused connections kept open (each answered, then lingering) leaves room
+     * for the next good client */
+    int flood[150];
+    for (int i = 0; i < 150; i++)
+        flood[i] = partial(d.port, "127.0.0.5", "GET / HTTP/1.1\r\n");
+    sleep_ms(100);
+    assert_int_equal(raw_http(d.port, NULL, g4, strlen(g4), 0, 5, out, sizeof out, NULL), 200);
+    for (int i = 0; i < 150; i++)
+        close(flood[i]);
     assert_int_equal(daemon_stop(&d), 0);
 }
 

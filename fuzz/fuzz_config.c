@@ -1,6 +1,7 @@
 /* fuzz_config.c — the model config JSON (__metadata__["config"]) parser, uf_config_parse:
  * the part of a model file a fuzzer reaches only rarely through fuzz_model, because every
  * mutation there must also keep the container's JSON header valid. */
+#include "models/config.h"
 #include "models/model.h"
 
 #include <stdint.h>

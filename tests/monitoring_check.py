@@ -152,14 +152,18 @@ def scrape(uflowd, uflow, tmp):
     ld.run([uflow, "create", "--out", model, "--input-size", "64", "--flow-steps", "2", "--seed", "3"])
     with ld.Daemon(uflowd, ["--model", "mon=" + model, "--workers", "1"], tmp) as d:
         img = open(ld.DEFECT, "rb").read()
-        assert d.post("/v1/models/mon/predict", img, "image/jpeg")[0] == 200
-        assert d.post("/v1/models/mon/predict", b"not an image", "image/jpeg")[0] == 400
         body = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                                        "data": [__import__("base64").b64encode(img).decode()]}]}).encode()
-        assert d.post("/v2/models/mon/infer", body, "application/json")[0] == 200
-        assert d.post("/v1/models/reload", b"", "application/json")[0] == 200
+        for path, data, ctype, want in (("/v1/models/mon/predict", img, "image/jpeg", 200),
+                                        ("/v1/models/mon/predict", b"not an image", "image/jpeg", 400),
+                                        ("/v2/models/mon/infer", body, "application/json", 200),
+                                        ("/v1/models/reload", b"", "application/json", 200)):
+            got = d.post(path, data, ctype)
+            if got[0] != want:
+                raise SystemExit(f"FAIL traffic: POST {path} answered {got[0]} (want {want}): {got[-1][:300]!r}")
         status, _, text = d.get("/metrics")
-        assert status == 200, status
+        if status != 200:
+            raise SystemExit(f"FAIL traffic: GET /metrics answered {status}")
         return parse_metrics(text.decode())
 
 

@@ -61,6 +61,69 @@ static void test_infer_tensor(void **state)
     uf_st_close(exp);
 }
 
+/* --chunk only changes how many images share one uf_ctx_run: the outputs of a 3-image batch
+ * are byte-identical for chunks 1, 2 and 3 (and image 0 is anomalib's). */
+static void test_infer_chunks(void **state)
+{
+    (void)state;
+    char model[1024], in[1024], o[3][1024], out[8192];
+    golden_model(model, sizeof model);
+    tmp(in, sizeof in, "chunk_in.safetensors");
+    uf_st *exp = ut_open(ut_golden_dir(), "expected_random.safetensors");
+    const size_t per = 3 * 256 * 256;
+    float *x = malloc(sizeof(float) * 3 * per);
+    assert_non_null(x);
+    const float *x0 = ut_f32(exp, "input", NULL);
+    for (int i = 0; i < 3; i++)
+        for (size_t j = 0; j < per; j++)
+            x[per * i + j] = x0[j] * (1.f + 0.25f * (float)i);
+    uf_st_writer *w = uf_st_writer_new();
+    int64_t shp[4] = {3, 3, 256, 256};
+    uf_error err;
+    assert_int_equal(uf_st_writer_add(w, "image", UF_DT_F32, 4, shp, x, &err), UF_OK);
+    assert_int_equal(uf_st_writer_save(w, in, &err), UF_OK);
+    uf_st_writer_free(w);
+    free(x);
+    for (int c = 0; c < 3; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "chunk_o%d.safetensors", c + 1);
+        tmp(o[c], sizeof o[c], name);
+        int rc = ut_run(out, sizeof out, "%s infer --model %s --tensor %s --out %s --nfa --chunk %d --threads 2",
+                        uflow, model, in, o[c], c + 1);
+        if (rc)
+            fail_msg("infer --chunk %d failed (%d): %s", c + 1, rc, out);
+    }
+    uf_st *ref = ut_open(tmpdir, "chunk_o3.safetensors");
+    const uf_st_tensor *map = uf_st_find(ref, "anomaly_map"), *emap = uf_st_find(exp, "anomaly_map");
+    assert_true(map && emap && map->numel == 3 * emap->numel);
+    const float *a = map->data, *b = emap->data;
+    double e = 0, d = 0;
+    for (size_t i = 0; i < emap->numel; i++) {
+        e = fmax(e, fabs(a[i] - b[i]));
+        d = fmax(d, fabs(a[emap->numel + i] - b[i]));
+    }
+    assert_true(e <= 1e-4);
+    assert_true(d > 1e-3); /* image 1 differs from image 0: the batch is not one image thrice */
+    for (int c = 0; c < 2; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "chunk_o%d.safetensors", c + 1);
+        uf_st *got = ut_open(tmpdir, name);
+        const char *names[] = {"z.0", "z.1", "z.2", "log_jac_det", "anomaly_map", "pred_score",
+                               "minus_log10_nfa", "nfa_mask"};
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+            const uf_st_tensor *p = uf_st_find(got, names[k]), *q = uf_st_find(ref, names[k]);
+            if (!p || !q)
+                fail_msg("chunk %d: tensor %s missing", c + 1, names[k]);
+            assert_int_equal(uf_st_nbytes(p), uf_st_nbytes(q));
+            if (memcmp(p->data, q->data, uf_st_nbytes(p)) != 0)
+                fail_msg("chunk %d: %s differs from the one-run batch", c + 1, names[k]);
+        }
+        uf_st_close(got);
+    }
+    uf_st_close(ref);
+    uf_st_close(exp);
+}
+
 static void test_infer_images(void **state)
 {
     (void)state;
@@ -295,6 +358,7 @@ int main(int argc, char **argv)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infer_tensor), cmocka_unit_test(test_infer_images),
+        cmocka_unit_test(test_infer_chunks),
         cmocka_unit_test(test_predict),      cmocka_unit_test(test_inspect_create_bench),
         cmocka_unit_test(test_nfa),          cmocka_unit_test(test_errors),
         cmocka_unit_test(test_any_format),

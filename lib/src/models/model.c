@@ -1,10 +1,10 @@
 /* model.c — loading a model file: map, parse the config, let the backbone and the flow take
  * their tensors (each checked against the shape the config implies), reject leftovers. */
 #include "core/internal.h"
+#include "core/sha256.h"
 #include "models/config.h"
 #include "models/model.h"
 
-#include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +46,9 @@ static uf_status load(uf_model *m, const char *path, uf_error *err)
         return s;
     size_t len;
     const void *bytes = uf_st_bytes(st, &len);
-    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes, len);
-    if (!hex)
-        return uf_err(err, UF_ERR_NOMEM, "out of memory hashing the model");
+    char hex[65];
+    uf_sha256_hex(bytes, len, hex);
     snprintf(m->info.version, sizeof m->info.version, "%.16s", hex);
-    g_free(hex);
     m->info.file_bytes = len;
     for (size_t i = 0; i < uf_st_count(st); i++)
         m->info.n_params += uf_st_at(st, i)->numel;

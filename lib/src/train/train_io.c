@@ -1,10 +1,10 @@
 /* train_io.c — writing a trained model (the start model's file with the trained tensors
  * swapped in and the config extended) and the optimizer state for resuming. */
 #include "core/internal.h"
+#include "core/sha256.h"
 #include "io/st.h"
 #include "train/train_impl.h"
 
-#include <glib.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -26,15 +26,18 @@ static const float *trained(const uf_trainer *t, const uf_st_tensor *st)
 static char *params_sha256(const uf_trainer *t)
 {
     const uf_st *st = t->net.m->w.st;
-    GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+    uf_sha256 ck;
+    uf_sha256_init(&ck);
     for (size_t i = 0; i < uf_st_count(st); i++) {
         const uf_st_tensor *x = uf_st_at(st, i);
         const float *v = trained(t, x);
-        g_checksum_update(ck, v ? (const guchar *)v : (const guchar *)x->data,
-                          (gssize)(v ? sizeof(float) * x->numel : uf_st_nbytes(x)));
+        uf_sha256_update(&ck, v ? (const void *)v : x->data, v ? sizeof(float) * x->numel : uf_st_nbytes(x));
     }
-    char *hex = strdup(g_checksum_get_string(ck));
-    g_checksum_free(ck);
+    uint8_t d[32];
+    uf_sha256_final(&ck, d);
+    char *hex = malloc(65);
+    for (int i = 0; hex && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return hex;
 }
 

@@ -20,32 +20,60 @@ ufd_auth *ufd_auth_load(const char *path, char *err, size_t n)
         return NULL;
     }
     ufd_auth *a = calloc(1, sizeof *a);
-    char line[4096];
-    size_t cap = 0;
-    while (a && fgets(line, sizeof line, f)) {
-        char *s = line, *e;
-        while (isspace((unsigned char)*s))
+    char *line = NULL;
+    size_t lcap = 0, cap = 0;
+    ssize_t got;
+    unsigned lineno = 0;
+    int failed = !a;
+    if (failed)
+        snprintf(err, n, "out of memory");
+    /* getline: a line of any length is one key (a fixed buffer split long ones in two, each
+     * then accepted on its own) */
+    while (!failed && (got = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        char *s = line, *e = line + got;
+        while (s < e && isspace((unsigned char)*s))
             s++;
-        e = s + strlen(s);
         while (e > s && isspace((unsigned char)e[-1]))
-            *--e = '\0';
+            e--;
+        *e = '\0';
         if (!*s || *s == '#')
             continue;
+        size_t kl = (size_t)(e - s);
+        if (kl > UFD_AUTH_KEY_MAX || memchr(s, '\0', kl)) {
+            snprintf(err, n, "API key file '%s' line %u: %s", path, lineno,
+                     kl > UFD_AUTH_KEY_MAX ? "key longer than " UFD_STR(UFD_AUTH_KEY_MAX) " bytes" : "NUL byte in a key");
+            failed = 1;
+            break;
+        }
         if (a->n == cap) {
             size_t nc = cap ? cap * 2 : 4;
             char **nk = realloc(a->keys, nc * sizeof *nk);
-            if (!nk)
+            if (!nk) {
+                snprintf(err, n, "out of memory");
+                failed = 1;
                 break;
+            }
             a->keys = nk;
             cap = nc;
         }
-        a->keys[a->n] = strdup(s);
-        if (a->keys[a->n])
-            a->n++;
+        if (!(a->keys[a->n] = strdup(s))) {
+            snprintf(err, n, "out of memory");
+            failed = 1;
+            break;
+        }
+        a->n++;
+    }
+    if (line) {
+        memset(line, 0, lcap);
+        free(line);
     }
     fclose(f);
-    if (a && a->n == 0) {
+    if (!failed && a->n == 0) {
         snprintf(err, n, "API key file '%s' holds no key", path);
+        failed = 1;
+    }
+    if (failed) {
         ufd_auth_free(a);
         return NULL;
     }
@@ -74,9 +102,8 @@ static unsigned ct_diff(const char *given, size_t glen, const char *key)
     return d;
 }
 
-static int match(const ufd_auth *a, const char *given)
+static int match(const ufd_auth *a, const char *given, size_t glen)
 {
-    size_t glen = strlen(given);
     int ok = 0;
     for (size_t i = 0; i < a->n; i++) /* no early exit: every key is compared */
         ok |= ct_diff(given, glen, a->keys[i]) == 0;
@@ -88,12 +115,15 @@ int ufd_auth_check(const ufd_auth *a, const char *authorization, const char *x_a
     int ok = 0;
     if (authorization && !strncasecmp(authorization, "Bearer ", 7)) {
         const char *t = authorization + 7;
-        while (*t == ' ')
+        while (*t == ' ' || *t == '\t')
             t++;
-        ok |= *t && match(a, t);
+        size_t tl = strlen(t);
+        while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t')) /* as nginx and others read it */
+            tl--;
+        ok |= tl && match(a, t, tl);
     }
     if (x_api_key && *x_api_key)
-        ok |= match(a, x_api_key);
+        ok |= match(a, x_api_key, strlen(x_api_key));
     return ok;
 }
 

@@ -219,12 +219,20 @@ static void on_head(ufd_gate *g, gconn *c)
     g->o.handoff(g->o.ud, fd, (const struct sockaddr *)&c->addr, c->alen, &h);
 }
 
+/* A free slot; when every slot is taken, the lingering one closest to its end is closed
+ * (a flood of refused connections must not leave no room for the next good one). */
 static gconn *free_slot(ufd_gate *g)
 {
-    for (int i = 0; i < g->cap; i++)
+    gconn *oldest = NULL;
+    for (int i = 0; i < g->cap; i++) {
         if (g->c[i].state == C_FREE)
             return &g->c[i];
-    return NULL;
+        if (g->c[i].state == C_LINGER && (!oldest || g->c[i].deadline < oldest->deadline))
+            oldest = &g->c[i];
+    }
+    if (oldest)
+        close_slot(g, oldest);
+    return oldest;
 }
 
 /* The oldest connection still sending its head, or NULL. */
@@ -262,7 +270,7 @@ static void accept_one(ufd_gate *g, int fd, const struct sockaddr_storage *ss, s
             refuse = UFD_GATE_CONNECTIONS;
     }
     gconn *c = free_slot(g);
-    if (!c) { /* every slot lingers: nothing to answer with */
+    if (!c) { /* every slot holds a head: cannot happen (cap > max_conns), but never block */
         close(fd);
         if (g->o.rejected)
             g->o.rejected(g->o.ud, UFD_GATE_CONNECTIONS);

@@ -31,12 +31,16 @@ static int request_line(const char *l, size_t ll, ufd_head *h, ufd_err *e, char 
     for (const char *p = l; p < sp1; p++)
         if (!tchar((unsigned char)*p))
             return bad(e, UFD_E_BAD_HTTP, msg, n, "malformed request line (method)");
+    memcpy(h->method, l, (size_t)(sp1 - l)); /* for the log line even when refused */
+    h->method[sp1 - l] = '\0';
     const char *t = sp1 + 1, *end = l + ll;
     const char *sp2 = memchr(t, ' ', (size_t)(end - t));
     if (!sp2 || sp2 == t)
         return bad(e, UFD_E_BAD_HTTP, msg, n, "malformed request line (target)");
     if ((size_t)(sp2 - t) > UFD_TARGET_MAX)
         return bad(e, UFD_E_URI_TOO_LONG, msg, n, "request target longer than 8192 bytes");
+    h->target = t; /* for the log line even when refused */
+    h->target_len = (size_t)(sp2 - t);
     for (const char *p = t; p < sp2; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return bad(e, UFD_E_BAD_HTTP, msg, n, "request target holds a byte that is not visible ASCII");
@@ -46,10 +50,6 @@ static int request_line(const char *l, size_t ll, ufd_head *h, ufd_err *e, char 
         return bad(e, UFD_E_BAD_HTTP, msg, n, "malformed request line (version)");
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
         return bad(e, UFD_E_HTTP_VERSION, msg, n, "only HTTP/1.0 and HTTP/1.1 are served");
-    memcpy(h->method, l, (size_t)(sp1 - l));
-    h->method[sp1 - l] = '\0';
-    h->target = t;
-    h->target_len = (size_t)(sp2 - t);
     h->minor = v[7] - '0';
     return 0;
 }

@@ -28,8 +28,8 @@ typedef enum ufd_head_rc { UFD_HEAD_BAD = -1, UFD_HEAD_MORE = 0, UFD_HEAD_OK = 1
 
 typedef struct ufd_head {
     size_t len;                    /* bytes of the head incl. the blank line (OK only) */
-    char method[16];               /* "" until the request line is complete */
-    const char *target;            /* into the buffer; target_len bytes */
+    char method[16];               /* "" until the request line is complete (set also when refused, for the log) */
+    const char *target;            /* into the buffer; target_len bytes (NULL until the request line is complete) */
     size_t target_len;
     int minor;                     /* HTTP/1.<minor> */
     char request_id[64];           /* X-Request-Id when valid, else "" */

@@ -104,6 +104,19 @@ static int body_too_slow(const ufd_req *r)
     return cfg->min_body_rate > 0 && late > 0 && (double)r->bytes_in < late * (double)cfg->min_body_rate;
 }
 
+/* The client closed its sending side before the whole Content-Length arrived. libmicrohttpd
+ * 0.9.75 does not notice such an EOF while it reads a body (edge-triggered: the FIN that
+ * came with the last bytes wakes nobody) and holds the connection until its idle timeout;
+ * a peek at the socket after each piece tells at once. */
+static int body_cut_short(const ufd_req *r, struct MHD_Connection *c)
+{
+    if (!r->h.content_length || r->bytes_in >= strtoull(r->h.content_length, NULL, 10))
+        return 0;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -128,6 +141,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rc == 0 && body_too_slow(r)) {
             ufd_metrics_rejected(UFD_REJECT_SLOW_BODY);
             r->err = UFD_E_REQUEST_TIMEOUT;
+            return MHD_NO;
+        }
+        if (rc == 0 && body_cut_short(r, c)) {
+            r->err = UFD_E_BAD_HTTP;
             return MHD_NO;
         }
         return rc == 0 ? MHD_YES : MHD_NO;
@@ -253,9 +270,11 @@ static void gate_answered(void *ud, const ufd_head *h, ufd_endpoint ep, ufd_err 
     ufd_metrics_request(NULL, ep, ufd_err_status(e), seconds);
     ufd_metrics_error(e);
     char method[16] = "-", path[200] = "-";
-    if (h && h->method[0]) {
+    if (h && h->method[0])
         snprintf(method, sizeof method, "%s", h->method);
-        snprintf(path, sizeof path, "%.*s", (int)strcspn(h->target, "? "), h->target);
+    if (h && h->target) {
+        size_t pl = strcspn(h->target, "? ");
+        snprintf(path, sizeof path, "%.*s", (int)(pl < h->target_len ? pl : h->target_len), h->target);
     }
     ufd_log_request l = {.request_id = rid, .method = method, .path = path, .status = ufd_err_status(e),
                          .error = ufd_err_code(e), .bytes_out = bytes_out, .queue_ms = -1, .inference_ms = -1,

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,6 +25,28 @@ static void emit(const char *line, size_t n)
         line += w;
         n -= (size_t)w;
     }
+}
+
+/* A JSON string of any bytes: jansson refuses invalid UTF-8 (the field would vanish from
+ * the line), so then every byte above 0x7f is written as the text \xNN. */
+static json_t *jstr(const char *v)
+{
+    if (!v)
+        return json_null();
+    json_t *j = json_string(v);
+    if (j)
+        return j;
+    size_t n = strlen(v);
+    char *t = malloc(4 * n + 1);
+    if (!t)
+        return json_string("(unprintable)");
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        k += (size_t)(*p < 0x80 ? (t[k] = (char)*p, 1) : snprintf(t + k, 5, "\\x%02x", *p));
+    t[k] = '\0';
+    j = json_string(t);
+    free(t);
+    return j;
 }
 
 static void emit_json(json_t *o)
@@ -69,7 +92,7 @@ void ufd_log(ufd_log_level lvl, const char *fmt, ...)
         json_t *o = json_object();
         json_object_set_new(o, "ts", json_string(ts));
         json_object_set_new(o, "level", json_string(level_name[lvl]));
-        json_object_set_new(o, "msg", json_string(msg));
+        json_object_set_new(o, "msg", jstr(msg));
         emit_json(o);
         return;
     }
@@ -88,13 +111,13 @@ void ufd_log_req(const ufd_log_request *r)
         json_object_set_new(o, "ts", json_string(ts));
         json_object_set_new(o, "level", json_string("info"));
         json_object_set_new(o, "msg", json_string("request"));
-        json_object_set_new(o, "request_id", json_string(r->request_id));
-        json_object_set_new(o, "method", json_string(r->method));
-        json_object_set_new(o, "path", json_string(r->path));
-        json_object_set_new(o, "model", r->model ? json_string(r->model) : json_null());
+        json_object_set_new(o, "request_id", jstr(r->request_id));
+        json_object_set_new(o, "method", jstr(r->method));
+        json_object_set_new(o, "path", jstr(r->path));
+        json_object_set_new(o, "model", jstr(r->model));
         json_object_set_new(o, "status", json_integer(r->status));
         if (r->error)
-            json_object_set_new(o, "error", json_string(r->error));
+            json_object_set_new(o, "error", jstr(r->error));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
         json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
         if (r->queue_ms >= 0)

@@ -3,7 +3,8 @@
  *
  * Signals are blocked in every thread and taken synchronously here with sigwait(), so no
  * handler ever runs inside a library call. Exit status: 0 after a drain, 1 when startup
- * fails (port, model, key file), 2 for usage errors. */
+ * fails (port, model, key file) or when a job still runs 5 s after --drain-timeout, 2 for
+ * usage errors. */
 #include <glib.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -53,9 +54,14 @@ static int write_port_file(const char *path, int port)
     return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
-/* SIGTERM: readiness off, no new connections, accepted requests finish (queued ones are
- * cancelled with 503 only if --drain-timeout passes), then everything stops. */
-static void drain(ufd_server *srv, ufd_http *http)
+/* SIGTERM: readiness off, no new connections, accepted requests finish within
+ * --drain-timeout. When it passes, queued requests are cancelled (503) and running ones
+ * stop at their next stage (decode, inference, NFA: ufd_job_check) with 503; one stage
+ * cannot be interrupted, so a job still running DRAIN_STAGE_GRACE s later is left behind:
+ * 1, and the caller exits at once (libmicrohttpd must not be stopped while it holds a
+ * suspended connection). 0 when everything was answered. */
+#define DRAIN_STAGE_GRACE 5.0
+static int drain(ufd_server *srv, ufd_http *http)
 {
     const ufd_config *cfg = srv->cfg;
     ufd_server_set_state(srv, UFD_DRAINING);
@@ -67,17 +73,23 @@ static void drain(ufd_server *srv, ufd_http *http)
         sleep_ms(5);
     ufd_queue_close(srv->queue);
     if (atomic_load(&srv->inflight) > 0) {
-        ufd_log(UFD_WARN, "drain timeout: %d requests still in flight; cancelling %d queued ones",
-                atomic_load(&srv->inflight), ufd_queue_depth(srv->queue));
+        ufd_log(UFD_WARN, "drain timeout: %d requests still in flight; cancelling %d queued ones, stopping %d running",
+                atomic_load(&srv->inflight), ufd_queue_depth(srv->queue), ufd_queue_busy(srv->queue));
+        ufd_queue_abandon(srv->queue);
         ufd_queue_cancel_queued(srv->queue);
     }
-    /* MHD must not be stopped while a connection is suspended: wait for running jobs (an
-     * inference cannot be interrupted) */
-    while (ufd_queue_busy(srv->queue) > 0 || ufd_queue_depth(srv->queue) > 0)
+    double hard = ufd_now() + DRAIN_STAGE_GRACE;
+    while ((ufd_queue_busy(srv->queue) > 0 || ufd_queue_depth(srv->queue) > 0) && ufd_now() < hard)
         sleep_ms(5);
+    if (ufd_queue_busy(srv->queue) > 0) {
+        ufd_log(UFD_ERROR, "drain: %d jobs still running %g s after the drain timeout; exiting without them",
+                ufd_queue_busy(srv->queue), DRAIN_STAGE_GRACE);
+        return 1;
+    }
     /* give I/O threads a moment to send the answers of just-resumed requests */
     for (int i = 0; i < 200 && atomic_load(&srv->inflight) > 0; i++)
         sleep_ms(5);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -164,7 +176,8 @@ int main(int argc, char **argv)
         ufd_log(UFD_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
-    drain(&srv, http);
+    if (drain(&srv, http) != 0)
+        _exit(1); /* a job is inside the library: nothing can be freed under it */
     rc = 0;
 out:
     /* a reload in progress finishes (its waiters are answered) before HTTP stops */

@@ -280,11 +280,9 @@ ufd_models *ufd_models_load(const ufd_config *c, const ufd_models *prev, const u
             snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
         } else if (old && same_file(old, path, &st)) {
             ufd_entry *e = &ms->v[ms->n++];
+            /* the file on disk is the one served: not stale, even if another file at this
+             * path failed before (it was put back) */
             e->m = model_ref(old);
-            if (prev->v[pi].error) { /* still serving an older version of a file that failed, unchanged since */
-                e->error = strdup(prev->v[pi].error);
-                snprintf(e->error_at, sizeof e->error_at, "%s", prev->v[pi].error_at);
-            }
             json_array_append_new(rep->unchanged, json_string(name));
             continue;
         } else if ((m = model_load(name, path, &st, spec, msg, sizeof msg)) != NULL) {
@@ -329,6 +327,23 @@ fail:
     cands_free(&cs);
     snapshot_free(ms);
     return NULL;
+}
+
+static int same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+int ufd_models_same(const ufd_models *a, const ufd_models *b)
+{
+    if (a->n != b->n || a->n_failed != b->n_failed)
+        return 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i].m != b->v[i].m || !same_str(a->v[i].error, b->v[i].error))
+            return 0;
+    for (int i = 0; i < a->n_failed; i++) {
+        const ufd_failure *x = &a->failed[i], *y = &b->failed[i];
+        if (!same_str(x->name, y->name) || !same_str(x->path, y->path) || !same_str(x->error, y->error))
+            return 0;
+    }
+    return 1;
 }
 
 ufd_models *ufd_models_ref(ufd_models *ms)

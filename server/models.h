@@ -80,6 +80,9 @@ void ufd_load_report_clear(ufd_load_report *r);
 ufd_models *ufd_models_load(const ufd_config *c, const ufd_models *prev, const ufd_ctx_spec *spec,
                             ufd_load_report *rep);
 
+/* 1 when two snapshots serve the same model objects with the same states and failures
+ * (times aside): a reload that finds this keeps the current snapshot and its generation. */
+int ufd_models_same(const ufd_models *a, const ufd_models *b);
 ufd_models *ufd_models_ref(ufd_models *ms);
 /* Drop a reference; the last one frees the snapshot and releases its models (whose last
  * reference frees their contexts and the loaded file). NULL is fine. */

@@ -34,9 +34,9 @@ static json_t *reload_once(ufd_server *srv)
     ufd_metrics_load_failures(rep.n_failures);
     int swapped = 0;
     if (ms) {
-        /* nothing changed: keep the current snapshot (same generation), drop the new one */
-        swapped = json_array_size(rep.loaded) > 0 || json_array_size(rep.removed) > 0 ||
-                  json_array_size(rep.failed) > 0 || cur->n_failed > 0;
+        /* nothing changed (a file that failed before failing alike again included): keep the
+         * current snapshot and its generation, drop the new one */
+        swapped = !ufd_models_same(cur, ms);
         if (swapped) {
             ufd_server_set_models(srv, ms);
             ufd_metrics_reload(rep.n_failures == 0);

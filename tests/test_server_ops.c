@@ -264,6 +264,79 @@ static void test_command_line(void **state)
     assert_int_equal(daemon_stop(&d), 0);
 }
 
+/* A KServe v2 body of n copies of the golden 640x480 JPEG. */
+static GString *v2_many(int n)
+{
+    size_t len;
+    unsigned char *img = input_bytes(1, &len);
+    gchar *b64 = g_base64_encode(img, len);
+    GString *body = g_string_new("");
+    g_string_printf(body, "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[%d],\"data\":[", n);
+    for (int i = 0; i < n; i++)
+        g_string_append_printf(body, "%s\"%s\"", i ? "," : "", b64);
+    g_string_append(body, "]}]}");
+    g_free(b64);
+    free(img);
+    return body;
+}
+
+/* --drain-timeout covers running jobs (issue 13.8): a KServe request of 16 images that
+ * holds the only worker for seconds stops between two decodes once the drain timeout has
+ * passed (503), and the daemon exits 0 soon after. */
+static void test_drain_timeout(void **state)
+{
+    (void)state;
+    uflowd d;
+    char args[1500];
+    snprintf(args, sizeof args, "--model golden=%s --workers 1 --drain-timeout 0.5 --request-timeout 120",
+             golden_model);
+    daemon_start(&d, "drain_timeout", args, 1);
+    GString *body = v2_many(16);
+    reqopt o = {.ctype = "application/json", .body = body->str, .len = body->len};
+    resp rs[1];
+    drain_state s = {.port = d.port, .target = 1, .pid = d.pid, .t0 = now_s()};
+    concurrent(d.port, "/v2/models/golden/infer", &o, 1, rs, drain_tick, &s);
+    double t_sig = now_s();
+    assert_true(s.sent);
+    if (rs[0].status != 503 || !strstr(rs[0].body, "drain timeout"))
+        fail_msg("a running job after the drain timeout: %ld %s", rs[0].status, rs[0].body ? rs[0].body : "");
+    resp_free(&rs[0]);
+    int st = 0, exited = 0;
+    while (!exited && now_s() - t_sig < 20) {
+        if (waitpid(d.pid, &st, WNOHANG) == d.pid)
+            exited = 1;
+        else
+            sleep_ms(10);
+    }
+    assert_true(exited);
+    d.pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    g_string_free(body, TRUE);
+}
+
+/* The request deadline is checked between the stages (each decode, each inference) of a
+ * v2 request, not once at the end (issue 13.8). */
+static void test_v2_deadline(void **state)
+{
+    (void)state;
+    uflowd d;
+    char args[1500];
+    snprintf(args, sizeof args, "--model golden=%s --workers 1 --request-timeout 0.3", golden_model);
+    daemon_start(&d, "v2_deadline", args, 1);
+    GString *body = v2_many(16);
+    reqopt o = {.ctype = "application/json", .body = body->str, .len = body->len};
+    resp r;
+    assert_int_equal(http(&r, d.port, "/v2/models/golden/infer", &o), 504);
+    resp_free(&r);
+    /* stopped at the first stage past the deadline: far fewer than 16 images were run */
+    double runs = wait_metric(d.port, "uflowd_inference_duration_seconds_count{model=\"golden\"}", 1);
+    if (runs < 1 || runs >= 16)
+        fail_msg("%g of 16 inferences ran after a 0.3 s deadline", runs);
+    g_string_free(body, TRUE);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +344,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_sigterm_drain),
+        cmocka_unit_test(test_drain_timeout),
+        cmocka_unit_test(test_v2_deadline),
         cmocka_unit_test(test_command_line),
     };
     return server_main(argc, argv, "server_ops", tests, sizeof tests / sizeof tests[0], 0);

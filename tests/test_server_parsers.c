@@ -1,6 +1,7 @@
 /* test_server_parsers.c — uflowd's parsers as pure functions (linked from ufd_core): the
  * request target, multipart/form-data, the JSON reader, predict options, the v1 JSON
- * predict body and the KServe v2 request. Each case is one a hostile client could send. */
+ * predict body, the KServe v2 request, and the API key file. Each case is one a hostile
+ * client (or a careless operator) could send. */
 #include "util.h"
 
 #include <float.h>
@@ -9,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "auth.h"
 #include "jscan.h"
 #include "multipart.h"
 #include "options.h"
@@ -425,12 +428,67 @@ static void test_v2_request(void **state)
     }
 }
 
+/* ---- API key file ---------------------------------------------------------------- */
+
+static ufd_auth *keys_from(const char *text, char *err, size_t n)
+{
+    char path[] = "/tmp/ufd_keys_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    ufd_auth *a = ufd_auth_load(path, err, n);
+    unlink(path);
+    return a;
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    char err[300];
+    /* a key longer than any line buffer is one key: its halves are not keys (issue 13.9) */
+    char *big = malloc(5002), *half = malloc(2501);
+    memset(big, 'k', 5000);
+    big[5000] = '\n';
+    big[5001] = '\0';
+    ufd_auth *a = keys_from(big, err, sizeof err);
+    assert_null(a); /* over UFD_AUTH_KEY_MAX: refused, the line named */
+    assert_non_null(strstr(err, "line 1"));
+    memset(big, 'k', UFD_AUTH_KEY_MAX);
+    memcpy(big + UFD_AUTH_KEY_MAX, "\n", 2);
+    GString *file = g_string_new("# comment\n\n  short-key  \n");
+    g_string_append(file, big);
+    a = keys_from(file->str, err, sizeof err);
+    assert_non_null(a);
+    big[UFD_AUTH_KEY_MAX] = '\0';
+    assert_true(ufd_auth_check(a, NULL, big));
+    memset(half, 'k', 1000);
+    half[1000] = '\0';
+    assert_false(ufd_auth_check(a, NULL, half));
+    /* white space around a Bearer token is not part of it; inside a key it is */
+    assert_true(ufd_auth_check(a, "Bearer short-key", NULL));
+    assert_true(ufd_auth_check(a, "Bearer   short-key \t ", NULL));
+    assert_true(ufd_auth_check(a, "bearer short-key", NULL));
+    assert_false(ufd_auth_check(a, "Bearer short-ke", NULL));
+    assert_false(ufd_auth_check(a, "Bearer short-key x", NULL));
+    assert_false(ufd_auth_check(a, "Bearer ", NULL));
+    assert_false(ufd_auth_check(a, "Basic short-key", NULL));
+    assert_false(ufd_auth_check(a, NULL, "# comment"));
+    ufd_auth_free(a);
+    g_string_free(file, TRUE);
+    assert_null(keys_from("# only a comment\n\n", err, sizeof err));
+    assert_non_null(strstr(err, "no key"));
+    free(big);
+    free(half);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_target),       cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_jscan),        cmocka_unit_test(test_predict_body),
-        cmocka_unit_test(test_v2_request),
+        cmocka_unit_test(test_v2_request),   cmocka_unit_test(test_auth),
     };
     return cmocka_run_group_tests_name("server_parsers", tests, NULL, NULL);
 }

@@ -132,7 +132,11 @@ static void test_reload_post(void **state)
     assert_int_equal(model_state(port, "b", ver, st), 200);
     assert_string_equal(ver, vb);
 
-    /* a broken file: the previous version stays, reported */
+    /* a broken file: the previous version stays, reported (a link keeps the served file) */
+    char pa0[1400], keep[1400];
+    snprintf(pa0, sizeof pa0, "%s/a.safetensors", dir);
+    snprintf(keep, sizeof keep, "%s/a.keep", dir);
+    assert_int_equal(link(pa0, keep), 0);
     put_garbage(dir, "a.safetensors");
     j = post_reload(port, NULL);
     assert_true(json_is_false(json_object_get(j, "ok")));
@@ -140,6 +144,7 @@ static void test_reload_post(void **state)
     assert_string_equal(json_string_value(json_object_get(f, "name")), "a");
     assert_true(strlen(json_string_value(json_object_get(f, "error"))) > 0);
     assert_true(str_in(json_object_get(j, "models"), "a"));
+    json_int_t gen_failed = json_integer_value(json_object_get(j, "generation"));
     json_decref(j);
     assert_int_equal(model_state(port, "a", ver, st), 200);
     assert_string_equal(ver, va);
@@ -165,6 +170,25 @@ static void test_reload_post(void **state)
     assert_true(get_metric(port, "uflowd_model_load_failures_total", NULL) == 1);
     assert_true(get_metric(port, "uflowd_model_stale{model=\"a\"}", NULL) == 1);
     assert_true(get_metric(port, "uflowd_model_reloads_total{result=\"failed\"}", NULL) == 1);
+    /* the same failure again changes nothing: same generation (issue 13.10) */
+    j = post_reload(port, NULL);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen_failed);
+    json_decref(j);
+    /* the served file put back: no longer stale, and that is a change */
+    assert_int_equal(rename(keep, pa0), 0);
+    j = post_reload(port, NULL);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_true(str_in(json_object_get(j, "unchanged"), "a"));
+    assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen_failed + 1);
+    json_decref(j);
+    assert_int_equal(model_state(port, "a", ver, st), 200);
+    assert_string_equal(ver, va);
+    assert_string_equal(st, "loaded");
+    assert_true(get_metric(port, "uflowd_model_stale{model=\"a\"}", NULL) == 0);
+    j = post_reload(port, NULL); /* and nothing else changed since */
+    assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen_failed + 1);
+    json_decref(j);
 
     /* a removed file stops being served; a fixed one is served in its new version */
     char pb[1400];
